@@ -1,0 +1,7 @@
+//! Sluice's actors — partition replicas, group coordinators, the controller — and the
+//! log engine they own.
+//!
+//! The log engine ([`log`]) is plain synchronous Rust with no actix in it: a partition
+//! replica actor owns one [`log::Log`] and is its only writer.
+
+pub mod log;

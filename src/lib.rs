@@ -1,0 +1,7 @@
+//! Sluice: a Kafka-compatible, replicated, partitioned log broker.
+//!
+//! The network listener, the Kafka API handlers, configuration loading and the client
+//! live in this crate; the actors and the log engine are in [`sluice_actors`], cluster
+//! coordination in `sluice_coordination`.
+
+pub use sluice_actors as actors;
