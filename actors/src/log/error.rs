@@ -3,7 +3,7 @@
 //! Wire error codes are not chosen here: the network layer maps these variants to Kafka
 //! error codes at one boundary (`CorruptBatch` → CORRUPT_MESSAGE, `InvalidRecord` →
 //! INVALID_RECORD, `BatchTooLarge` → MESSAGE_TOO_LARGE, `OffsetOutOfRange` →
-//! OFFSET_OUT_OF_RANGE, `Io` → KAFKA_STORAGE_ERROR, `Config` → INVALID_CONFIG, ...).
+//! OFFSET_OUT_OF_RANGE, `InvalidTimestamp` → INVALID_TIMESTAMP, `Io` → KAFKA_STORAGE_ERROR, `Config` → INVALID_CONFIG, ...).
 
 use std::io;
 use std::path::PathBuf;
@@ -26,6 +26,15 @@ pub enum LogError {
     /// compacted topic, a non-monotonic offset from a leader).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A `CreateTime` timestamp outside `message.timestamp.{before,after}.max.ms`.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+    /// A follower append whose first offset is below the log end offset.
+    #[error("unexpected append offset {first_offset}: log end offset is {log_end_offset}")]
+    UnexpectedAppendOffset {
+        first_offset: i64,
+        log_end_offset: i64,
+    },
     /// A batch larger than the topic's `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes={max}")]
     BatchTooLarge { size: usize, max: usize },

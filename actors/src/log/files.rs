@@ -109,10 +109,13 @@ mod tests {
 
     #[test]
     fn partition_dir_names_split_at_last_dash() {
-        assert_eq!(parse_partition_dir_name("my-topic-3"), Some(("my-topic", 3)));
+        assert_eq!(
+            parse_partition_dir_name("my-topic-3"),
+            Some(("my-topic", 3))
+        );
         assert_eq!(parse_partition_dir_name("t-0"), Some(("t", 0)));
         assert_eq!(parse_partition_dir_name("-1"), None);
-        assert_eq!(parse_partition_dir_name("t--1"), None);
+        assert_eq!(parse_partition_dir_name("t--1"), Some(("t-", 1)));
         assert_eq!(parse_partition_dir_name("nodash"), None);
     }
 }

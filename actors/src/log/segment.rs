@@ -1,1 +1,650 @@
-//! (being written)
+//! One segment of a partition log: `<base>.log` with its `.index` and `.timeindex`.
+//!
+//! The `.log` file is a plain concatenation of v2 record batches with their offsets
+//! assigned, byte for byte what consumers receive. Index entries are added every
+//! `index.interval.bytes` of log: the offset index maps the last offset of a batch to the
+//! position where the batch starts; the time index records the max timestamp seen so far
+//! and the last offset of the batch that carried it.
+//!
+//! Crash behaviour: a segment may end in a torn batch and its indexes may be stale,
+//! missing or carry a zero tail; [`Segment::recover`] rescans the log from its start,
+//! verifies each batch (magic, length, CRC-32C, offsets increasing), truncates at the first
+//! bad byte and rebuilds both indexes. Not thread-safe; owned by the partition's `Log`.
+//! Reads hand out [`FileSlice`]s that keep the file open, so a segment deleted while a
+//! slice is being sent is still read whole.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::log::batch::{self, BatchHeader, ValidBatch, BATCH_HEADER_SIZE, MAGIC_V2};
+use crate::log::files::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::log::index::{IndexLoad, OffsetIndex, TimeIndex, TimestampOffset};
+use crate::log::{LogError, Result};
+
+/// Upper bound on one stored batch's decompressed size when the log itself reads records
+/// (timestamp lookups, compaction): far above any sane batch, small enough to allocate.
+pub const MAX_DECOMPRESSED_BATCH: usize = 256 << 20;
+
+/// A byte range of a segment file, with the file kept open: what a fetch sends with
+/// `sendfile`.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
+impl FileSlice {
+    /// Copies the bytes out (tests and non-sendfile paths).
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// Index-related settings a segment needs (from the topic's `LogConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentConfig {
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: u32,
+    /// `segment.index.bytes`: preallocated size of each index while active.
+    pub segment_index_bytes: u32,
+}
+
+/// What recovering a segment found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryResult {
+    /// Bytes cut from the end (a torn or corrupt tail).
+    pub truncated_bytes: u64,
+    /// Valid batches found.
+    pub batches: u64,
+}
+
+/// One segment. See the module documentation for the format.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<File>,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    config: SegmentConfig,
+    bytes_since_last_index_entry: u64,
+    /// Max timestamp of the batches in this segment so far, and the last offset of the
+    /// batch carrying it (`-1` when unknown or empty).
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch: `segment.ms` counts from it when it is known.
+    rolling_based_timestamp: Option<i64>,
+    /// Wall clock when this segment was created or loaded.
+    created_ms: i64,
+}
+
+impl Segment {
+    /// Creates an empty segment (files are created; indexes preallocated).
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        config: SegmentConfig,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let log_path = files::offset_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(LogError::io("create", &log_path))?;
+        let (mut offset_index, _) = OffsetIndex::open(
+            &files::offset_file(dir, base_offset, INDEX_SUFFIX),
+            base_offset,
+        )?;
+        let (mut time_index, _) = TimeIndex::open(
+            &files::offset_file(dir, base_offset, TIME_INDEX_SUFFIX),
+            base_offset,
+        )?;
+        offset_index.reset();
+        time_index.reset();
+        offset_index.resize(config.segment_index_bytes as usize)?;
+        time_index.resize(config.segment_index_bytes as usize)?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size: 0,
+            offset_index,
+            time_index,
+            config,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. Returns whether its indexes need a rebuild (missing,
+    /// corrupt, or failing the sanity check).
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        config: SegmentConfig,
+        now_ms: i64,
+    ) -> Result<(Segment, bool)> {
+        let log_path = files::offset_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(LogError::io("open", &log_path))?;
+        let size = log
+            .metadata()
+            .map_err(LogError::io("stat", &log_path))?
+            .len();
+        let index_path = files::offset_file(dir, base_offset, INDEX_SUFFIX);
+        let time_path = files::offset_file(dir, base_offset, TIME_INDEX_SUFFIX);
+        let indexes_existed = index_path.exists() && time_path.exists();
+        let (offset_index, load_o) = OffsetIndex::open(&index_path, base_offset)?;
+        let (time_index, load_t) = TimeIndex::open(&time_path, base_offset)?;
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size,
+            offset_index,
+            time_index,
+            config,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+        };
+        if let Some(last) = segment.time_index.last_entry() {
+            segment.max_timestamp = last.timestamp;
+            segment.offset_of_max_timestamp = last.offset;
+        }
+        let mut rebuild = !indexes_existed && size > 0;
+        for load in [load_o, load_t] {
+            if let IndexLoad::Corrupt(reason) = load {
+                tracing::warn!(segment = %segment.log_path.display(), %reason, "corrupt index, rebuilding");
+                rebuild = true;
+            }
+        }
+        if !rebuild {
+            if let Err(reason) = segment.sanity_check() {
+                tracing::warn!(segment = %segment.log_path.display(), %reason, "index fails its sanity check, rebuilding");
+                rebuild = true;
+            }
+        }
+        if !rebuild {
+            segment.rolling_based_timestamp = segment.read_header_at(0)?.map(|h| h.max_timestamp);
+        }
+        Ok((segment, rebuild))
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    /// Bytes in the `.log` file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    /// Max timestamp of the segment's batches, `-1` if unknown or empty.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    /// Max timestamp and the last offset of the batch that carried it.
+    pub fn max_timestamp_and_offset(&self) -> TimestampOffset {
+        TimestampOffset {
+            timestamp: self.max_timestamp,
+            offset: self.offset_of_max_timestamp,
+        }
+    }
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    /// Whether either index has no room left (the log rolls before appending).
+    pub fn indexes_full(&self) -> bool {
+        self.offset_index.is_full() || self.time_index.is_full()
+    }
+
+    /// Whether `offset` can be stored as a relative offset (int32) in this segment's
+    /// indexes.
+    pub fn can_hold_offset(&self, offset: i64) -> bool {
+        let rel = offset - self.base_offset;
+        (0..=i32::MAX as i64).contains(&rel)
+    }
+
+    /// How long this segment has been collecting, for `segment.ms`: measured with record
+    /// timestamps when the first batch has one (so a replica rolls where its leader did),
+    /// otherwise with the wall clock since creation.
+    pub fn time_waited_for_roll(&self, now_ms: i64, incoming_max_timestamp: i64) -> i64 {
+        match self.rolling_based_timestamp {
+            Some(t) if t >= 0 => incoming_max_timestamp - t,
+            _ => now_ms - self.created_ms,
+        }
+    }
+
+    /// Appends validated batches (offsets already assigned) found in `buf`, then adds
+    /// index entries every `index.interval.bytes`. The bytes are written as they are.
+    pub fn append(&mut self, buf: &[u8], batches: &[ValidBatch]) -> Result<()> {
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+            return Ok(());
+        };
+        let bytes = &buf[first.position..last.position + last.size()];
+        if self.size + bytes.len() as u64 > i32::MAX as u64 {
+            return Err(LogError::InvalidRecord(format!(
+                "segment {} would exceed 2 GiB",
+                self.log_path.display()
+            )));
+        }
+        self.log
+            .write_all_at(bytes, self.size)
+            .map_err(LogError::io("write", &self.log_path))?;
+        let mut position = self.size;
+        for b in batches {
+            self.track_batch(&b.header, position)?;
+            position += b.size() as u64;
+        }
+        self.size = position;
+        Ok(())
+    }
+
+    /// Index and timestamp bookkeeping for one batch written at `position`.
+    fn track_batch(&mut self, h: &BatchHeader, position: u64) -> Result<()> {
+        if self.rolling_based_timestamp.is_none() {
+            self.rolling_based_timestamp = Some(h.max_timestamp);
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.last_offset();
+        }
+        if self.bytes_since_last_index_entry > self.config.index_interval_bytes as u64 {
+            self.offset_index.append(h.last_offset(), position as u32)?;
+            if self.max_timestamp >= 0 {
+                self.time_index.maybe_append(
+                    self.max_timestamp,
+                    self.offset_of_max_timestamp,
+                    false,
+                )?;
+            }
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += h.size() as u64;
+        Ok(())
+    }
+
+    /// Reads the batch header at `position`; `None` at the end of the file or if fewer
+    /// than a header's bytes remain (a torn tail).
+    pub fn read_header_at(&self, position: u64) -> Result<Option<BatchHeader>> {
+        if position + BATCH_HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; BATCH_HEADER_SIZE];
+        self.log
+            .read_exact_at(&mut buf, position)
+            .map_err(LogError::io("read", &self.log_path))?;
+        BatchHeader::parse(&buf).map(Some)
+    }
+
+    /// The first batch whose last offset is >= `offset`, searching from the index entry
+    /// at or below it; with its position.
+    pub fn translate_offset(&self, offset: i64) -> Result<Option<(BatchHeader, u64)>> {
+        let mut position = self.offset_index.lookup(offset).position as u64;
+        while let Some(h) = self.read_header_at(position)? {
+            if h.last_offset() >= offset {
+                return Ok(Some((h, position)));
+            }
+            position += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The bytes to serve for a fetch from `start_offset`: whole batches from the one
+    /// holding it, at most `max_size` bytes (the first batch whole even if larger, when
+    /// `min_one_batch`), never past `max_position`. `None` if nothing here is at or after
+    /// `start_offset`. Like Kafka, the slice may end inside a batch; clients drop a
+    /// partial trailing batch.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_size: u64,
+        max_position: u64,
+        min_one_batch: bool,
+    ) -> Result<Option<(FileSlice, i64)>> {
+        let Some((first, position)) = self.translate_offset(start_offset)? else {
+            return Ok(None);
+        };
+        let max_size = if min_one_batch {
+            max_size.max(first.size() as u64)
+        } else {
+            max_size
+        };
+        let len = max_size.min(max_position.saturating_sub(position));
+        Ok(Some((
+            FileSlice {
+                file: Arc::clone(&self.log),
+                position,
+                len,
+            },
+            first.base_offset,
+        )))
+    }
+
+    /// Reads a whole batch at `position` (header already known).
+    pub fn read_batch(&self, position: u64, h: &BatchHeader) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; h.size()];
+        self.log
+            .read_exact_at(&mut buf, position)
+            .map_err(LogError::io("read", &self.log_path))?;
+        Ok(buf)
+    }
+
+    /// Offset after the last batch, or the base offset if the segment is empty. Scans
+    /// from the last index entry.
+    pub fn next_offset(&self) -> Result<i64> {
+        let mut position = self.offset_index.last_entry().position as u64;
+        let mut next = self.base_offset;
+        while let Some(h) = self.read_header_at(position)? {
+            next = h.next_offset();
+            position += h.size() as u64;
+        }
+        Ok(next)
+    }
+
+    /// The earliest record at or after `start_offset` with timestamp >= `timestamp`:
+    /// time index, then offset index, then a scan of batch headers; only the batch that
+    /// holds the answer has its records read.
+    pub fn find_offset_by_timestamp(
+        &self,
+        timestamp: i64,
+        start_offset: i64,
+    ) -> Result<Option<TimestampOffset>> {
+        let from = self.time_index.lookup(timestamp).offset.max(start_offset);
+        let mut position = self.offset_index.lookup(from).position as u64;
+        while let Some(h) = self.read_header_at(position)? {
+            if h.max_timestamp >= timestamp && h.last_offset() >= start_offset {
+                let bytes = self.read_batch(position, &h)?;
+                if let Some(found) = first_record_at_or_after(&bytes, &h, timestamp, start_offset)?
+                {
+                    return Ok(Some(found));
+                }
+            }
+            position += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Rescans the whole log: verifies every batch, truncates at the first bad byte and
+    /// rebuilds both indexes and the timestamp bookkeeping. `on_batch` sees every valid
+    /// batch header (the log rebuilds its leader-epoch cache with it).
+    pub fn recover(
+        &mut self,
+        mut on_batch: impl FnMut(&BatchHeader) -> Result<()>,
+    ) -> Result<RecoveryResult> {
+        self.offset_index.reset();
+        self.time_index.reset();
+        self.offset_index
+            .resize(self.config.segment_index_bytes as usize)?;
+        self.time_index
+            .resize(self.config.segment_index_bytes as usize)?;
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.rolling_based_timestamp = None;
+        let mut position = 0u64;
+        let mut batches = 0;
+        let mut last_offset = self.base_offset - 1;
+        let mut buf = Vec::new();
+        loop {
+            let h = match self.read_header_at(position) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(LogError::CorruptBatch(reason)) => {
+                    tracing::warn!(segment = %self.log_path.display(), position, %reason, "corrupt batch header");
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Err(reason) = self.check_stored_batch(&h, position, last_offset, &mut buf) {
+                tracing::warn!(segment = %self.log_path.display(), position, %reason, "invalid batch, truncating here");
+                break;
+            }
+            on_batch(&h)?;
+            self.track_batch(&h, position)?;
+            last_offset = h.last_offset();
+            position += h.size() as u64;
+            batches += 1;
+        }
+        let truncated_bytes = self.size - position;
+        if truncated_bytes > 0 {
+            self.truncate_file(position)?;
+        }
+        Ok(RecoveryResult {
+            truncated_bytes,
+            batches,
+        })
+    }
+
+    /// Magic, length in bounds, CRC, offsets above the previous batch's.
+    fn check_stored_batch(
+        &self,
+        h: &BatchHeader,
+        position: u64,
+        prev_last_offset: i64,
+        buf: &mut Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        if h.magic != MAGIC_V2 {
+            return Err(format!("magic {}", h.magic));
+        }
+        if position + h.size() as u64 > self.size {
+            return Err(format!(
+                "batch of {} bytes runs past the end of the file",
+                h.size()
+            ));
+        }
+        if h.base_offset <= prev_last_offset
+            || !self.can_hold_offset(h.last_offset())
+            || h.last_offset_delta < 0
+        {
+            return Err(format!(
+                "offset {} does not follow {prev_last_offset}",
+                h.base_offset
+            ));
+        }
+        buf.resize(h.size(), 0);
+        self.log
+            .read_exact_at(buf, position)
+            .map_err(|e| format!("read: {e}"))?;
+        if batch::compute_crc(buf) != h.crc {
+            return Err("CRC mismatch".into());
+        }
+        Ok(())
+    }
+
+    /// Cheap checks of the indexes against the log, as Kafka does on a clean start:
+    /// the last entry of each index must point at a real batch that matches it.
+    pub fn sanity_check(&self) -> std::result::Result<(), String> {
+        if self.offset_index.entries() > 0 {
+            let last = self.offset_index.last_entry();
+            match self.read_header_at(last.position as u64) {
+                Ok(Some(h)) if h.last_offset() == last.offset => {}
+                _ => {
+                    return Err(format!(
+                        "offset index entry {} -> {} matches no batch",
+                        last.offset, last.position
+                    ))
+                }
+            }
+        }
+        if let Some(last) = self.time_index.last_entry() {
+            match self.translate_offset(last.offset) {
+                Ok(Some((h, _)))
+                    if h.max_timestamp == last.timestamp && h.last_offset() == last.offset => {}
+                _ => {
+                    return Err(format!(
+                        "time index entry {} -> {} matches no batch",
+                        last.timestamp, last.offset
+                    ))
+                }
+            }
+        } else if self.size > self.config.index_interval_bytes as u64 * 2 {
+            // A segment this big always has a time index entry (at roll or close at the
+            // latest): an empty one was lost.
+            return Err("time index is empty".into());
+        }
+        Ok(())
+    }
+
+    /// Cuts the log at the batch holding `offset` (and everything after), with the index
+    /// entries for it. Returns the bytes removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<u64> {
+        let Some((_, position)) = self.translate_offset(offset)? else {
+            return Ok(0);
+        };
+        self.offset_index.truncate_to(offset);
+        self.time_index.truncate_to(offset);
+        let removed = self.size - position;
+        self.truncate_file(position)?;
+        self.bytes_since_last_index_entry =
+            position - self.offset_index.last_entry().position as u64;
+        match self.time_index.last_entry() {
+            Some(last) => {
+                self.max_timestamp = last.timestamp;
+                self.offset_of_max_timestamp = last.offset;
+            }
+            None => {
+                self.max_timestamp = -1;
+                self.offset_of_max_timestamp = -1;
+                // Catch up with any batch before the cut that the index did not cover.
+                let mut p = 0;
+                while let Some(h) = self.read_header_at(p)? {
+                    if h.max_timestamp > self.max_timestamp {
+                        self.max_timestamp = h.max_timestamp;
+                        self.offset_of_max_timestamp = h.last_offset();
+                    }
+                    p += h.size() as u64;
+                }
+            }
+        }
+        if position == 0 {
+            self.rolling_based_timestamp = None;
+        }
+        Ok(removed)
+    }
+
+    fn truncate_file(&mut self, size: u64) -> Result<()> {
+        self.log
+            .set_len(size)
+            .map_err(LogError::io("truncate", &self.log_path))?;
+        self.size = size;
+        Ok(())
+    }
+
+    /// The segment stops being active: write the final time index entry (so its max
+    /// timestamp survives) and trim both indexes to their entries.
+    pub fn on_become_inactive(&mut self) -> Result<()> {
+        if self.max_timestamp >= 0 {
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true)?;
+        }
+        self.offset_index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// Makes this segment the active one again (after truncation removed later
+    /// segments): indexes regain their preallocated room.
+    pub fn on_become_active(&mut self) -> Result<()> {
+        self.offset_index
+            .resize(self.config.segment_index_bytes as usize)?;
+        self.time_index
+            .resize(self.config.segment_index_bytes as usize)
+    }
+
+    /// fsync the log, msync the indexes.
+    pub fn flush(&self) -> Result<()> {
+        self.log
+            .sync_data()
+            .map_err(LogError::io("fsync", &self.log_path))?;
+        self.offset_index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// Renames all three files with `suffix` appended (e.g. `.deleted`).
+    pub fn rename_with_suffix(&mut self, suffix: &str) -> Result<()> {
+        let to = append_suffix(&self.log_path, suffix);
+        std::fs::rename(&self.log_path, &to).map_err(LogError::io("rename", &self.log_path))?;
+        self.log_path = to;
+        let to = append_suffix(self.offset_index.path(), suffix);
+        self.offset_index.rename(&to)?;
+        let to = append_suffix(self.time_index.path(), suffix);
+        self.time_index.rename(&to)
+    }
+
+    /// Deletes the segment crash-safely: rename to `.deleted` (a crash after this leaves
+    /// files that start-up removes), then remove.
+    pub fn delete(mut self) -> Result<()> {
+        self.rename_with_suffix(files::DELETED_SUFFIX)?;
+        for path in [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("remove", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+pub fn append_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Within one batch, the first record with timestamp >= `timestamp` and offset >=
+/// `start_offset`. `LogAppendTime` batches give every record the batch's max timestamp.
+fn first_record_at_or_after(
+    bytes: &[u8],
+    h: &BatchHeader,
+    timestamp: i64,
+    start_offset: i64,
+) -> Result<Option<TimestampOffset>> {
+    let payload = batch::records_payload(bytes, h, MAX_DECOMPRESSED_BATCH.max(bytes.len()))?;
+    let mut records = batch::RecordIter::new(&payload, h.record_count);
+    while let Some(r) = records.next_record()? {
+        let offset = h.base_offset + r.offset_delta as i64;
+        let ts = if h.is_log_append_time() {
+            h.max_timestamp
+        } else {
+            h.base_timestamp + r.timestamp_delta
+        };
+        if ts >= timestamp && offset >= start_offset {
+            return Ok(Some(TimestampOffset {
+                timestamp: ts,
+                offset,
+            }));
+        }
+    }
+    Ok(None)
+}
