@@ -63,7 +63,9 @@ const RECORD_COUNT_POS: usize = 57;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
-const DELETE_HORIZON_BIT: i16 = 0x40;
+/// Attribute bit 6 (KIP-534): `base_timestamp` holds the delete horizon of the batch's
+/// tombstones, set by the cleaner.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// The smallest encoded record: length, attributes, three one-byte varints, header count.
 const MIN_RECORD_SIZE: usize = 7;

@@ -92,7 +92,21 @@ impl Segment {
         config: SegmentConfig,
         now_ms: i64,
     ) -> Result<Segment> {
-        let log_path = files::offset_file(dir, base_offset, LOG_SUFFIX);
+        Segment::create_with_suffix(dir, base_offset, config, now_ms, "")
+    }
+
+    /// Creates an empty segment whose three files carry `suffix` after their usual names
+    /// (the cleaner writes `.cleaned` segments, then renames them with
+    /// [`Segment::set_suffix`]).
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: SegmentConfig,
+        now_ms: i64,
+        suffix: &str,
+    ) -> Result<Segment> {
+        let named = |ext: &str| append_suffix(&files::offset_file(dir, base_offset, ext), suffix);
+        let log_path = named(LOG_SUFFIX);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -100,14 +114,8 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(LogError::io("create", &log_path))?;
-        let (mut offset_index, _) = OffsetIndex::open(
-            &files::offset_file(dir, base_offset, INDEX_SUFFIX),
-            base_offset,
-        )?;
-        let (mut time_index, _) = TimeIndex::open(
-            &files::offset_file(dir, base_offset, TIME_INDEX_SUFFIX),
-            base_offset,
-        )?;
+        let (mut offset_index, _) = OffsetIndex::open(&named(INDEX_SUFFIX), base_offset)?;
+        let (mut time_index, _) = TimeIndex::open(&named(TIME_INDEX_SUFFIX), base_offset)?;
         offset_index.reset();
         time_index.reset();
         offset_index.resize(config.segment_index_bytes as usize)?;
@@ -586,6 +594,21 @@ impl Segment {
     }
 
     /// Renames all three files with `suffix` appended (e.g. `.deleted`).
+    /// Renames the three files to their canonical names plus `suffix` (`""` for the
+    /// canonical names). The `.log` goes last: its rename is the commit point of the
+    /// cleaner's swap.
+    pub fn set_suffix(&mut self, suffix: &str) -> Result<()> {
+        let dir = self.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = self.base_offset;
+        let named = |ext: &str| append_suffix(&files::offset_file(&dir, base, ext), suffix);
+        self.offset_index.rename(&named(INDEX_SUFFIX))?;
+        self.time_index.rename(&named(TIME_INDEX_SUFFIX))?;
+        let to = named(LOG_SUFFIX);
+        std::fs::rename(&self.log_path, &to).map_err(LogError::io("rename", &self.log_path))?;
+        self.log_path = to;
+        Ok(())
+    }
+
     pub fn rename_with_suffix(&mut self, suffix: &str) -> Result<()> {
         let to = append_suffix(&self.log_path, suffix);
         std::fs::rename(&self.log_path, &to).map_err(LogError::io("rename", &self.log_path))?;

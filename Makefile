@@ -1,0 +1,39 @@
+# Sluice — the two commands: `make run` (a single-node broker) and `make test` (everything CI runs).
+# Each installs what is missing first (Debian, as root or with sudo), idempotently.
+SHELL := /bin/bash
+CARGO ?= cargo
+CONFIG ?= config/single-node.toml
+
+.PHONY: deps run test lint bench help
+
+help:
+	@echo "make run    build and run a single-node broker from $(CONFIG)"
+	@echo "make test   formatting, clippy and every test (what CI runs)"
+	@echo "make bench  benchmarks (log engine append/read vs the disk's own bandwidth)"
+
+# Build prerequisites: protoc and the well-known .proto includes (etcd-client's build).
+deps:
+	@missing=""; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	[ -f /usr/include/google/protobuf/timestamp.proto ] || missing="$$missing libprotobuf-dev"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null 2>&1 || { echo "make deps: cargo not found (install Rust with rustup)"; exit 1; }
+
+run: deps
+	$(CARGO) run --release --bin sluice -- --config $(CONFIG)
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint
+	$(CARGO) test --workspace
+
+bench: deps
+	$(CARGO) bench -p sluice-actors --bench log_append
