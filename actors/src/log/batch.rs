@@ -660,12 +660,15 @@ pub fn encode_record(
     out.extend_from_slice(&body);
 }
 
+/// A record's key and value, either possibly null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// A simple producer-side batch of records, used by tests, benchmarks and the client:
 /// `records` are (key, value) pairs with timestamps `base_timestamp + i`.
 pub fn simple_batch(
     codec: Compression,
     base_timestamp: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    records: &[KeyValue<'_>],
 ) -> Result<Vec<u8>> {
     let mut encoded = Vec::new();
     for (i, (k, v)) in records.iter().enumerate() {
@@ -700,7 +703,7 @@ mod tests {
     }
 
     fn batch(n: usize) -> Vec<u8> {
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = (0..n)
+        let recs: Vec<KeyValue<'_>> = (0..n)
             .map(|_| (Some(&b"key"[..]), Some(&b"value"[..])))
             .collect();
         simple_batch(Compression::None, 1000, &recs).unwrap()

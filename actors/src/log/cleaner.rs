@@ -28,7 +28,9 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use crate::log::batch::{self, BatchHeader, BatchSpec, ValidationOptions, AppendOrigin, DELETE_HORIZON_BIT};
+use crate::log::batch::{
+    self, AppendOrigin, BatchHeader, BatchSpec, ValidationOptions, DELETE_HORIZON_BIT,
+};
 use crate::log::files::{self, CLEANED_SUFFIX, SWAP_SUFFIX};
 use crate::log::segment::{Segment, SegmentConfig, MAX_DECOMPRESSED_BATCH};
 use crate::log::{Log, LogError, Result};
@@ -86,18 +88,21 @@ pub struct CleanableRange {
 
 /// Computes the cleanable range of `log` given its cleaner checkpoint and the high
 /// watermark; `None` if no whole segment is cleanable.
-pub fn cleanable_range(log: &Log, first_dirty_offset: i64, upper_bound: i64, now_ms: i64) -> Option<CleanableRange> {
+pub fn cleanable_range(
+    log: &Log,
+    first_dirty_offset: i64,
+    upper_bound: i64,
+    now_ms: i64,
+) -> Option<CleanableRange> {
     let config = log.config();
     let first_dirty = first_dirty_offset.max(log.log_start_offset());
     let active_base = log.segments.keys().next_back().copied()?;
     let mut uncleanable = active_base.min(upper_bound);
     let lag = config.min_compaction_lag_ms;
     if lag > 0 {
-        if let Some(young) = log
-            .segments
-            .values()
-            .find(|s| s.base_offset() >= first_dirty && s.max_timestamp() > now_ms.saturating_sub(lag))
-        {
+        if let Some(young) = log.segments.values().find(|s| {
+            s.base_offset() >= first_dirty && s.max_timestamp() > now_ms.saturating_sub(lag)
+        }) {
             uncleanable = uncleanable.min(young.base_offset());
         }
     }
@@ -121,20 +126,32 @@ pub fn cleanable_range(log: &Log, first_dirty_offset: i64, upper_bound: i64, now
     Some(CleanableRange {
         first_dirty_offset: first_dirty,
         end_offset,
-        dirty_ratio: if total == 0 { 0.0 } else { dirty_bytes as f64 / total as f64 },
+        dirty_ratio: if total == 0 {
+            0.0
+        } else {
+            dirty_bytes as f64 / total as f64
+        },
     })
 }
 
 /// Cleans `log` if its policy includes `compact`, the cleaner is enabled and the dirty
 /// ratio reached `min.cleanable.dirty.ratio`. `None` when nothing was due.
-pub fn maybe_clean(log: &mut Log, cleaner: &CleanerConfig, first_dirty_offset: i64, upper_bound: i64, now_ms: i64) -> Result<Option<CleanResult>> {
+pub fn maybe_clean(
+    log: &mut Log,
+    cleaner: &CleanerConfig,
+    first_dirty_offset: i64,
+    upper_bound: i64,
+    now_ms: i64,
+) -> Result<Option<CleanResult>> {
     if !cleaner.enabled || !log.config().cleanup_policy.compact {
         return Ok(None);
     }
     let Some(range) = cleanable_range(log, first_dirty_offset, upper_bound, now_ms) else {
         return Ok(None);
     };
-    if range.dirty_ratio < log.config().min_cleanable_dirty_ratio || range.first_dirty_offset >= range.end_offset {
+    if range.dirty_ratio < log.config().min_cleanable_dirty_ratio
+        || range.first_dirty_offset >= range.end_offset
+    {
         return Ok(None);
     }
     clean(log, cleaner, first_dirty_offset, upper_bound, now_ms).map(Some)
@@ -142,7 +159,13 @@ pub fn maybe_clean(log: &mut Log, cleaner: &CleanerConfig, first_dirty_offset: i
 
 /// One cleaning pass, regardless of the dirty ratio (still only under a `compact`
 /// policy with the cleaner enabled; otherwise nothing happens and the checkpoint stays).
-pub fn clean(log: &mut Log, cleaner: &CleanerConfig, first_dirty_offset: i64, upper_bound: i64, now_ms: i64) -> Result<CleanResult> {
+pub fn clean(
+    log: &mut Log,
+    cleaner: &CleanerConfig,
+    first_dirty_offset: i64,
+    upper_bound: i64,
+    now_ms: i64,
+) -> Result<CleanResult> {
     let unchanged = CleanResult {
         first_dirty_offset,
         stats: CleanerStats::default(),
@@ -154,7 +177,8 @@ pub fn clean(log: &mut Log, cleaner: &CleanerConfig, first_dirty_offset: i64, up
         return Ok(unchanged);
     };
     let capacity = (cleaner.dedupe_buffer_size / BYTES_PER_MAP_ENTRY).max(1);
-    let (map, end_offset) = build_offset_map(log, range.first_dirty_offset, range.end_offset, capacity)?;
+    let (map, end_offset) =
+        build_offset_map(log, range.first_dirty_offset, range.end_offset, capacity)?;
     let last_batch_of_producer = last_batches_of_producers(log)?;
     let ctx = FilterContext {
         map: &map,
@@ -194,7 +218,12 @@ fn key_hash(key: &[u8]) -> u128 {
 /// Maps every key in the dirty range to its latest offset. Stops at a segment boundary
 /// when the map is full (at least one segment is always taken); returns the map and the
 /// offset the pass can clean up to.
-fn build_offset_map(log: &Log, first_dirty: i64, end_offset: i64, capacity: usize) -> Result<(OffsetMap, i64)> {
+fn build_offset_map(
+    log: &Log,
+    first_dirty: i64,
+    end_offset: i64,
+    capacity: usize,
+) -> Result<(OffsetMap, i64)> {
     let mut map = OffsetMap::new();
     let bases: Vec<i64> = log.segments.keys().copied().collect();
     for pair in bases.windows(2) {
@@ -205,7 +234,9 @@ fn build_offset_map(log: &Log, first_dirty: i64, end_offset: i64, capacity: usiz
         if next_base > end_offset {
             break;
         }
-        let Some(segment) = log.segments.get(&base) else { break };
+        let Some(segment) = log.segments.get(&base) else {
+            break;
+        };
         let mut added = OffsetMap::new();
         for_each_batch(segment, |h, bytes| {
             if h.is_control() || h.last_offset() < first_dirty {
@@ -247,7 +278,10 @@ fn last_batches_of_producers(log: &Log) -> Result<HashMap<i64, i64>> {
 }
 
 /// Calls `f` with every batch of a segment, read whole.
-fn for_each_batch(segment: &Segment, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>) -> Result<()> {
+fn for_each_batch(
+    segment: &Segment,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>,
+) -> Result<()> {
     let mut position = 0;
     while let Some(h) = segment.read_header_at(position)? {
         let bytes = segment.read_batch(position, &h)?;
@@ -271,7 +305,12 @@ enum Filtered {
 }
 
 /// Decides the fate of one batch's records.
-fn filter_batch(bytes: &[u8], h: &BatchHeader, ctx: &FilterContext<'_>, stats: &mut CleanerStats) -> Result<Filtered> {
+fn filter_batch(
+    bytes: &[u8],
+    h: &BatchHeader,
+    ctx: &FilterContext<'_>,
+    stats: &mut CleanerStats,
+) -> Result<Filtered> {
     if h.is_control() {
         return Ok(Filtered::Keep);
     }
@@ -305,7 +344,9 @@ fn filter_batch(bytes: &[u8], h: &BatchHeader, ctx: &FilterContext<'_>, stats: &
     }
     let mut spec = BatchSpec::of(h);
     if kept.is_empty() {
-        if !(h.has_producer_id() && ctx.last_batch_of_producer.get(&h.producer_id) == Some(&h.base_offset)) {
+        if !(h.has_producer_id()
+            && ctx.last_batch_of_producer.get(&h.producer_id) == Some(&h.base_offset))
+        {
             return Ok(Filtered::Drop);
         }
         // The producer's last batch stays, empty, so its sequence state survives.
@@ -326,7 +367,11 @@ fn filter_batch(bytes: &[u8], h: &BatchHeader, ctx: &FilterContext<'_>, stats: &
             encoded.extend_from_slice(r.encoded);
         }
     }
-    Ok(Filtered::Rewrite(batch::build_batch(&spec, &encoded, kept.len() as i32)?))
+    Ok(Filtered::Rewrite(batch::build_batch(
+        &spec,
+        &encoded,
+        kept.len() as i32,
+    )?))
 }
 
 /// Writes `r` again with a new timestamp delta (everything else as it was).
@@ -350,13 +395,21 @@ fn reencode_record(out: &mut Vec<u8>, r: &batch::Record<'_>, timestamp_delta: i6
 }
 
 /// Rewrites one segment through the swap protocol (module doc).
-fn clean_segment(log: &mut Log, base: i64, ctx: &FilterContext<'_>, stats: &mut CleanerStats, now_ms: i64) -> Result<()> {
+fn clean_segment(
+    log: &mut Log,
+    base: i64,
+    ctx: &FilterContext<'_>,
+    stats: &mut CleanerStats,
+    now_ms: i64,
+) -> Result<()> {
     let dir = log.dir().to_path_buf();
     let seg_config = SegmentConfig {
         index_interval_bytes: log.config().index_interval_bytes,
         segment_index_bytes: log.config().segment_index_bytes,
     };
-    let Some(old) = log.segments.get(&base) else { return Ok(()) };
+    let Some(old) = log.segments.get(&base) else {
+        return Ok(());
+    };
     let mut out = Vec::new();
     let mut changed = false;
     for_each_batch(old, |h, bytes| {

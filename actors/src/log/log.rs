@@ -605,7 +605,7 @@ impl Log {
             .filter(|_| delete_policy)
         {
             Some(limit) => self.size() as i64 - limit as i64,
-            None => i64::MIN,
+            None => i64::MIN / 2,
         };
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         let mut doomed = Vec::new();
@@ -618,12 +618,13 @@ impl Log {
                 break;
             };
             let below_start = next_base <= self.log_start_offset;
-            let expired = retention_ms.is_some_and(|ms| now_ms - segment_timestamp(segment) > ms);
+            let expired = retention_ms
+                .is_some_and(|ms| now_ms.saturating_sub(segment_timestamp(segment)) > ms);
             let oversize = excess >= segment.size() as i64;
             if !(below_start || expired || oversize) {
                 break;
             }
-            excess -= segment.size() as i64;
+            excess = excess.saturating_sub(segment.size() as i64);
             doomed.push(base);
         }
         for base in &doomed {

@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 
 use crate::log::checkpoint::{OffsetCheckpointFile, TopicPartition};
 use crate::log::config::LogConfig;
-use crate::log::files::{self, CLEANER_OFFSET_CHECKPOINT, CLEAN_SHUTDOWN, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use crate::log::files::{
+    self, CLEANER_OFFSET_CHECKPOINT, CLEAN_SHUTDOWN, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+};
 use crate::log::log::LogOpenOptions;
 use crate::log::{Log, LogError, Result};
 
@@ -62,9 +65,14 @@ impl LogManager {
         let manager = LogManager {
             data_dir: data_dir.to_path_buf(),
             clean_shutdown,
-            recovery_points: OffsetCheckpointFile::new(data_dir.join(RECOVERY_POINT_CHECKPOINT)).read()?,
-            log_start_offsets: OffsetCheckpointFile::new(data_dir.join(LOG_START_OFFSET_CHECKPOINT)).read()?,
-            cleaner_offsets: OffsetCheckpointFile::new(data_dir.join(CLEANER_OFFSET_CHECKPOINT)).read()?,
+            recovery_points: OffsetCheckpointFile::new(data_dir.join(RECOVERY_POINT_CHECKPOINT))
+                .read()?,
+            log_start_offsets: OffsetCheckpointFile::new(
+                data_dir.join(LOG_START_OFFSET_CHECKPOINT),
+            )
+            .read()?,
+            cleaner_offsets: OffsetCheckpointFile::new(data_dir.join(CLEANER_OFFSET_CHECKPOINT))
+                .read()?,
         };
         if clean_shutdown {
             std::fs::remove_file(&marker).map_err(LogError::io("remove", &marker))?;
@@ -74,7 +82,11 @@ impl LogManager {
         }
         for entry in std::fs::read_dir(data_dir).map_err(LogError::io("list", data_dir))? {
             let path = entry.map_err(LogError::io("list", data_dir))?.path();
-            if path.is_dir() && path.to_str().is_some_and(|p| p.ends_with(DELETE_DIR_SUFFIX)) {
+            if path.is_dir()
+                && path
+                    .to_str()
+                    .is_some_and(|p| p.ends_with(DELETE_DIR_SUFFIX))
+            {
                 tracing::info!(dir = %path.display(), "finishing an interrupted partition deletion");
                 std::fs::remove_dir_all(&path).map_err(LogError::io("remove", &path))?;
             }
@@ -93,19 +105,24 @@ impl LogManager {
 
     /// `<data_dir>/<topic>-<partition>`.
     pub fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
-        self.data_dir.join(files::partition_dir_name(&tp.topic, tp.partition))
+        self.data_dir
+            .join(files::partition_dir_name(&tp.topic, tp.partition))
     }
 
     /// The partitions with a directory here.
     pub fn partitions_on_disk(&self) -> Result<Vec<TopicPartition>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.data_dir).map_err(LogError::io("list", &self.data_dir))? {
+        for entry in
+            std::fs::read_dir(&self.data_dir).map_err(LogError::io("list", &self.data_dir))?
+        {
             let entry = entry.map_err(LogError::io("list", &self.data_dir))?;
             if !entry.path().is_dir() {
                 continue;
             }
             let name = entry.file_name();
-            if let Some((topic, partition)) = name.to_str().and_then(files::parse_partition_dir_name) {
+            if let Some((topic, partition)) =
+                name.to_str().and_then(files::parse_partition_dir_name)
+            {
                 out.push(TopicPartition::new(topic, partition));
             }
         }
@@ -116,7 +133,13 @@ impl LogManager {
     /// Opens a partition's log with the offsets the checkpoints hold for it. A directory
     /// left by an earlier incarnation of the topic (another topic id) is deleted first, so
     /// its records are never served.
-    pub fn open_log(&self, tp: &TopicPartition, config: LogConfig, topic_id: Option<&str>, now_ms: i64) -> Result<Log> {
+    pub fn open_log(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+        topic_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Log> {
         let dir = self.partition_dir(tp);
         let opts = || LogOpenOptions {
             recovery_point: self.recovery_points.get(tp).copied().unwrap_or(0),
@@ -126,10 +149,20 @@ impl LogManager {
             now_ms,
         };
         match Log::open(&dir, config.clone(), opts()) {
-            Err(LogError::TopicIdMismatch { expected, found, .. }) => {
+            Err(LogError::TopicIdMismatch {
+                expected, found, ..
+            }) => {
                 tracing::warn!(dir = %dir.display(), %expected, %found, "partition directory belongs to a deleted incarnation of the topic; removing it");
                 self.remove_dir(&dir, &found)?;
-                Log::open(&dir, config, LogOpenOptions { recovery_point: 0, log_start_offset: 0, ..opts() })
+                Log::open(
+                    &dir,
+                    config,
+                    LogOpenOptions {
+                        recovery_point: 0,
+                        log_start_offset: 0,
+                        ..opts()
+                    },
+                )
             }
             other => other,
         }
@@ -166,28 +199,40 @@ impl LogManager {
     /// Records a cleaning pass's new first dirty offset, durably.
     pub fn set_cleaner_offset(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
         self.cleaner_offsets.insert(tp.clone(), offset);
-        OffsetCheckpointFile::new(self.data_dir.join(CLEANER_OFFSET_CHECKPOINT)).write(&self.cleaner_offsets)
+        OffsetCheckpointFile::new(self.data_dir.join(CLEANER_OFFSET_CHECKPOINT))
+            .write(&self.cleaner_offsets)
     }
 
     /// Updates the recovery points and log start offsets of the given partitions and
     /// writes both checkpoint files.
-    pub fn checkpoint(&mut self, logs: impl IntoIterator<Item = (TopicPartition, LogOffsets)>) -> Result<()> {
+    pub fn checkpoint(
+        &mut self,
+        logs: impl IntoIterator<Item = (TopicPartition, LogOffsets)>,
+    ) -> Result<()> {
         for (tp, offsets) in logs {
-            self.recovery_points.insert(tp.clone(), offsets.recovery_point);
+            self.recovery_points
+                .insert(tp.clone(), offsets.recovery_point);
             self.log_start_offsets.insert(tp, offsets.log_start_offset);
         }
         self.write_checkpoints()
     }
 
     fn write_checkpoints(&self) -> Result<()> {
-        OffsetCheckpointFile::new(self.data_dir.join(RECOVERY_POINT_CHECKPOINT)).write(&self.recovery_points)?;
-        OffsetCheckpointFile::new(self.data_dir.join(LOG_START_OFFSET_CHECKPOINT)).write(&self.log_start_offsets)?;
-        OffsetCheckpointFile::new(self.data_dir.join(CLEANER_OFFSET_CHECKPOINT)).write(&self.cleaner_offsets)
+        OffsetCheckpointFile::new(self.data_dir.join(RECOVERY_POINT_CHECKPOINT))
+            .write(&self.recovery_points)?;
+        OffsetCheckpointFile::new(self.data_dir.join(LOG_START_OFFSET_CHECKPOINT))
+            .write(&self.log_start_offsets)?;
+        OffsetCheckpointFile::new(self.data_dir.join(CLEANER_OFFSET_CHECKPOINT))
+            .write(&self.cleaner_offsets)
     }
 
     /// Clean shutdown: closes every log (flush, final index entries), writes the
     /// checkpoints, and only then the clean-shutdown marker.
-    pub fn shutdown(mut self, logs: impl IntoIterator<Item = (TopicPartition, Log)>, now_ms: i64) -> Result<()> {
+    pub fn shutdown(
+        mut self,
+        logs: impl IntoIterator<Item = (TopicPartition, Log)>,
+        now_ms: i64,
+    ) -> Result<()> {
         let mut offsets = Vec::new();
         for (tp, log) in logs {
             let mut log = log;

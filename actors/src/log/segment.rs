@@ -598,7 +598,11 @@ impl Segment {
     /// canonical names). The `.log` goes last: its rename is the commit point of the
     /// cleaner's swap.
     pub fn set_suffix(&mut self, suffix: &str) -> Result<()> {
-        let dir = self.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = self
+            .log_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let base = self.base_offset;
         let named = |ext: &str| append_suffix(&files::offset_file(&dir, base, ext), suffix);
         self.offset_index.rename(&named(INDEX_SUFFIX))?;
