@@ -11,12 +11,15 @@ help:
 	@echo "make test   formatting, clippy and every test (what CI runs)"
 	@echo "make bench  benchmarks (log engine append/read vs the disk's own bandwidth)"
 
-# Build prerequisites: protoc and the well-known .proto includes (etcd-client's build).
+# Prerequisites: protoc and the well-known .proto includes (etcd-client's build); the real
+# ZooKeeper and etcd servers the coordination tests start on loopback ports.
 deps:
 	@missing=""; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	[ -f /usr/include/google/protobuf/timestamp.proto ] || missing="$$missing libprotobuf-dev"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	[ -x /usr/share/zookeeper/bin/zkServer.sh ] || missing="$$missing zookeeperd"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing$$missing"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \

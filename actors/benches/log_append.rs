@@ -11,8 +11,13 @@
 //!    files (both from the page cache).
 //!
 //! Every measurement is repeated 3 times (the order of raw and log runs alternates) and
-//! reported as median [min–max]. The Markdown report goes to stdout and to
-//! `<target dir>/bench/log_append.md`.
+//! reported as median [min–max]. Each timed write run is preceded by an untimed,
+//! unsynced write of a scratch file of the same size, deleted at once, so that every run
+//! starts from an equally warm page cache (see `warm_page_cache`). Besides wall time, each phase records this thread's
+//! time on a CPU and its time spent runnable but waiting for one (from
+//! `/proc/thread-self/schedstat`): the CPU time compares the code paths even when the
+//! machine is busy, and the waiting time says how busy it was. The Markdown report goes
+//! to stdout and to `<target dir>/bench/log_append.md`.
 //!
 //! Environment:
 //! - `SLUICE_BENCH_BYTES`: bytes written per case (suffixes K, M, G are binary); default
@@ -20,6 +25,7 @@
 //! - `SLUICE_BENCH_DIR`: where the data goes (a temporary directory is created inside);
 //!   default `<target dir>/bench/tmp`. Not `/tmp`, which is often a tmpfs: the point is
 //!   the bandwidth of the disk the broker would use. A tmpfs data dir is flagged.
+//! - `SLUICE_BENCH_REPS`: repetitions of each measurement; default 3.
 //! - `CARGO_TARGET_DIR`: where the report goes; default `<workspace>/target`.
 //!
 //! Without `--bench` on the command line (`cargo test --all-targets` runs bench targets
@@ -67,11 +73,13 @@ fn main() -> BoxResult<()> {
             root.path().display()
         );
     }
+    let load_before = load_average();
     let mut cases = Vec::new();
     for batch_size in BATCH_SIZES {
         cases.push(bench_case(root.path(), batch_size, &settings)?);
     }
-    let report = render(&settings, root.path(), mount.as_ref(), &cases);
+    let load = (load_before, load_average());
+    let report = render(&settings, root.path(), mount.as_ref(), load, &cases);
     print!("{report}");
     if let Some(path) = &settings.report_path {
         if let Some(parent) = path.parent() {
@@ -109,7 +117,16 @@ impl Settings {
             .unwrap_or_else(|| target_dir.join("bench/tmp"));
         Ok(Settings {
             bytes,
-            reps: if bench_mode { REPS } else { 1 },
+            reps: match std::env::var("SLUICE_BENCH_REPS") {
+                Ok(raw) => raw
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("SLUICE_BENCH_REPS={raw:?}: not a positive count"))?,
+                Err(_) if bench_mode => REPS,
+                Err(_) => 1,
+            },
             base_dir,
             report_path: bench_mode.then(|| target_dir.join("bench/log_append.md")),
         })
@@ -148,7 +165,9 @@ fn parse_bytes(raw: &str) -> BoxResult<u64> {
 /// and the timed loop holds only the broker's work. Copying a template per append would
 /// add a producer's memcpy that the raw baseline does not pay. Cycling through 64 MiB of
 /// distinct buffers (the raw runs write the very same buffers) keeps both sides from
-/// reading a cache-resident buffer, as a broker receiving data would not either.
+/// reading a buffer that sits in the CPU cache. That is somewhat pessimistic for the
+/// log, whose CRC pass is then the one to pull the bytes from memory: a request buffer
+/// just filled from a socket may still be cached.
 ///
 /// Every batch of the pool carries the same timestamps, so the time index gets one entry
 /// per segment rather than one per offset index entry; that entry is a 12-byte store
@@ -211,7 +230,11 @@ fn build_exact_batch(size: usize, rng: &mut u64, ts: i64) -> BoxResult<Vec<u8>> 
         producer_epoch: -1,
         base_sequence: -1,
     };
-    Ok(batch::build_batch(&spec, &records, n)?)
+    let batch = batch::build_batch(&spec, &records, n)?;
+    if batch.len() != size {
+        return Err(format!("built a batch of {} bytes, wanted {size}", batch.len()).into());
+    }
+    Ok(batch)
 }
 
 /// xorshift64 bytes: incompressible, cheap, deterministic.
@@ -235,16 +258,64 @@ fn now_ms() -> i64 {
 // Runs.
 // ---------------------------------------------------------------------------------------
 
+/// A point in time: the wall clock and this thread's scheduler counters.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: Instant,
+    on_cpu_ns: u64,
+    waiting_ns: u64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        // `/proc/thread-self/schedstat`: ns on a CPU, ns runnable but waiting, slices. The
+        // kernel updates the first two at ticks and context switches, so they are good to a
+        // few milliseconds: plenty for runs of a tenth of a second and more.
+        let (on_cpu_ns, waiting_ns) = fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| {
+                let mut fields = s.split_whitespace().map(|f| f.parse::<u64>().ok());
+                Some((fields.next()??, fields.next()??))
+            })
+            .unwrap_or((0, 0));
+        Clock {
+            wall: Instant::now(),
+            on_cpu_ns,
+            waiting_ns,
+        }
+    }
+
+    fn until(&self, later: &Clock) -> Span {
+        Span {
+            wall: later.wall.duration_since(self.wall),
+            cpu: Duration::from_nanos(later.on_cpu_ns.saturating_sub(self.on_cpu_ns)),
+            wait: Duration::from_nanos(later.waiting_ns.saturating_sub(self.waiting_ns)),
+        }
+    }
+}
+
+/// What a phase took: wall time, time on a CPU, and time runnable but waiting for a CPU
+/// (other processes competing for it).
+#[derive(Clone, Copy)]
+struct Span {
+    wall: Duration,
+    cpu: Duration,
+    wait: Duration,
+}
+
 /// One write run: the write loop, then the fsync.
 #[derive(Clone, Copy)]
 struct WriteRun {
-    write: Duration,
-    sync: Duration,
+    write: Span,
+    sync: Span,
 }
 
 impl WriteRun {
     fn total(&self) -> Duration {
-        self.write + self.sync
+        self.write.wall + self.sync.wall
+    }
+    fn wait(&self) -> Duration {
+        self.write.wait + self.sync.wait
     }
 }
 
@@ -255,9 +326,11 @@ struct CaseResult {
     records_per_batch: i64,
     raw_write: Vec<WriteRun>,
     append: Vec<WriteRun>,
-    raw_read: Vec<Duration>,
-    log_read: Vec<Duration>,
+    raw_read: Vec<Span>,
+    log_read: Vec<Span>,
     log_read_calls: u64,
+    /// Offset index entries of the log written by the last append run.
+    index_entries: usize,
 }
 
 fn bench_case(root: &Path, batch_size: usize, s: &Settings) -> BoxResult<CaseResult> {
@@ -281,12 +354,14 @@ fn bench_case(root: &Path, batch_size: usize, s: &Settings) -> BoxResult<CaseRes
         raw_read: Vec::new(),
         log_read: Vec::new(),
         log_read_calls: 0,
+        index_entries: 0,
     };
 
     // Writes. The log of the last append run is kept for the reads.
     let mut kept: Option<Log> = None;
     for rep in 0..s.reps {
         for raw_turn in [rep % 2 == 0, rep % 2 != 0] {
+            warm_page_cache(root, bytes)?;
             if raw_turn {
                 let path = root.join(format!("raw-{batch_size}-{rep}.bin"));
                 let run = raw_write_run(&path, &pool, batches)?;
@@ -313,6 +388,7 @@ fn bench_case(root: &Path, batch_size: usize, s: &Settings) -> BoxResult<CaseRes
 
     // Reads, from the page cache (one untimed pass first to make sure of it).
     let log = kept.ok_or("no append run")?;
+    result.index_entries = log.segments().map(|seg| seg.offset_index().entries()).sum();
     let paths: Vec<PathBuf> = log
         .segments()
         .map(|seg| seg.log_path().to_path_buf())
@@ -323,11 +399,11 @@ fn bench_case(root: &Path, batch_size: usize, s: &Settings) -> BoxResult<CaseRes
         for raw_turn in [rep % 2 == 0, rep % 2 != 0] {
             if raw_turn {
                 let t = raw_read_run(&paths, &mut buf, bytes)?;
-                eprintln!("{label} raw read   #{rep}: {:.0} MB/s", rate(bytes, t));
+                eprintln!("{label} raw read   #{rep}: {}", fmt_span(&t, bytes));
                 result.raw_read.push(t);
             } else {
                 let (t, calls) = log_read_run(&log, &mut buf, bytes)?;
-                eprintln!("{label} Log::read  #{rep}: {:.0} MB/s", rate(bytes, t));
+                eprintln!("{label} Log::read  #{rep}: {}", fmt_span(&t, bytes));
                 result.log_read.push(t);
                 result.log_read_calls = calls;
             }
@@ -349,7 +425,7 @@ fn append_run(
 ) -> BoxResult<(WriteRun, Log)> {
     let mut log = Log::open(dir, LogConfig::default(), LogOpenOptions::default())?;
     let mut records = 0i64;
-    let start = Instant::now();
+    let start = Clock::now();
     let (mut next, len) = (0, pool.len());
     for _ in 0..batches {
         let buf = &mut pool[next];
@@ -357,9 +433,10 @@ fn append_run(
         let info = log.append_as_leader(buf, LEADER_EPOCH, now_ms())?;
         records += info.last_offset - info.first_offset + 1;
     }
-    let write = start.elapsed();
+    let written = Clock::now();
     log.flush(now_ms())?;
-    let sync = start.elapsed() - write;
+    let synced = Clock::now();
+    let (write, sync) = (start.until(&written), written.until(&synced));
     if log.size() != bytes || log.log_end_offset() != records {
         return Err(format!(
             "log holds {} bytes / {} offsets, expected {bytes} / {records}",
@@ -374,23 +451,26 @@ fn append_run(
 /// Plain `write`s of the same buffers into a fresh file, then one `fdatasync`.
 fn raw_write_run(path: &Path, pool: &[Vec<u8>], batches: u64) -> BoxResult<WriteRun> {
     let mut file = File::create(path)?;
-    let start = Instant::now();
+    let start = Clock::now();
     for buf in pool.iter().cycle().take(batches as usize) {
         file.write_all(buf)?;
     }
-    let write = start.elapsed();
+    let written = Clock::now();
     file.sync_data()?;
-    let sync = start.elapsed() - write;
-    Ok(WriteRun { write, sync })
+    let synced = Clock::now();
+    Ok(WriteRun {
+        write: start.until(&written),
+        sync: written.until(&synced),
+    })
 }
 
 /// The whole log from offset 0 as a consumer fetches it: `Log::read` with `READ_BYTES`,
 /// the slice copied out with `pread`, whole batches walked to find the next offset (a
 /// partial trailing batch is fetched again by the next call, as Kafka clients do).
-fn log_read_run(log: &Log, buf: &mut Vec<u8>, bytes: u64) -> BoxResult<(Duration, u64)> {
+fn log_read_run(log: &Log, buf: &mut Vec<u8>, bytes: u64) -> BoxResult<(Span, u64)> {
     let end = log.log_end_offset();
     let (mut offset, mut delivered, mut calls) = (log.log_start_offset(), 0u64, 0u64);
-    let start = Instant::now();
+    let start = Clock::now();
     while offset < end {
         let fetch = log.read(offset, READ_BYTES as u64, None, true)?;
         calls += 1;
@@ -415,7 +495,7 @@ fn log_read_run(log: &Log, buf: &mut Vec<u8>, bytes: u64) -> BoxResult<(Duration
         }
         delivered += pos as u64;
     }
-    let elapsed = start.elapsed();
+    let elapsed = start.until(&Clock::now());
     if delivered != bytes {
         return Err(format!("read {delivered} bytes of {bytes}").into());
     }
@@ -423,9 +503,9 @@ fn log_read_run(log: &Log, buf: &mut Vec<u8>, bytes: u64) -> BoxResult<(Duration
 }
 
 /// Plain sequential `read`s of the segment files with a `READ_BYTES` buffer.
-fn raw_read_run(paths: &[PathBuf], buf: &mut [u8], bytes: u64) -> BoxResult<Duration> {
+fn raw_read_run(paths: &[PathBuf], buf: &mut [u8], bytes: u64) -> BoxResult<Span> {
     let mut total = 0u64;
-    let start = Instant::now();
+    let start = Clock::now();
     for path in paths {
         let mut file = File::open(path)?;
         loop {
@@ -436,11 +516,39 @@ fn raw_read_run(paths: &[PathBuf], buf: &mut [u8], bytes: u64) -> BoxResult<Dura
             total += n as u64;
         }
     }
-    let elapsed = start.elapsed();
+    let elapsed = start.until(&Clock::now());
     if total != bytes {
         return Err(format!("segment files hold {total} bytes, expected {bytes}").into());
     }
     Ok(elapsed)
+}
+
+/// Writes `bytes` (plus some slack) into a scratch file and deletes it unsynced, just
+/// before a timed write run: no disk I/O, but the run then fills its page cache with
+/// pages the hypervisor has backed.
+///
+/// Why: on VMs whose balloon device reports free pages to the host (Firecracker and
+/// others; `page_reporting.page_reporting_order` on the kernel command line), memory
+/// left free for a couple of seconds is handed back, and touching it again costs a host
+/// page fault per page. Measured on the machine this was written on, with `dd` writing
+/// 1 GiB into the page cache: 0.25 s right after another such write was deleted, 1.2 to
+/// 2.5 s after 3 to 6 s of idleness; dirtying and dropping a scratch file first brought
+/// it back to 0.25–0.3 s (touching anonymous memory did not). Without this the write
+/// loop's time varied fivefold from run to run with the pages it happened to get. A
+/// broker in steady state recycles a warm page cache, which is what this reproduces,
+/// for the raw and the log runs alike. It costs one page-cache write, outside the timing.
+fn warm_page_cache(root: &Path, bytes: u64) -> std::io::Result<()> {
+    let path = root.join("warm-up.tmp");
+    let chunk = vec![0u8; 1 << 20];
+    let mut file = File::create(&path)?;
+    let mut left = bytes + (64 << 20);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    drop(file);
+    fs::remove_file(&path)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -482,11 +590,33 @@ fn rate(bytes: u64, t: Duration) -> f64 {
 
 fn fmt_write_run(run: &WriteRun, bytes: u64) -> String {
     format!(
-        "{:.0} MB/s (write {:.2} s + sync {:.2} s)",
+        "{:.0} MB/s (write {:.2} s [cpu {:.2} s] + sync {:.2} s; waited for a CPU {:.2} s)",
         rate(bytes, run.total()),
-        run.write.as_secs_f64(),
-        run.sync.as_secs_f64()
+        run.write.wall.as_secs_f64(),
+        run.write.cpu.as_secs_f64(),
+        run.sync.wall.as_secs_f64(),
+        run.wait().as_secs_f64()
     )
+}
+
+fn fmt_span(span: &Span, bytes: u64) -> String {
+    format!(
+        "{:.0} MB/s ({:.3} s, cpu {:.3} s, waited for a CPU {:.3} s)",
+        rate(bytes, span.wall),
+        span.wall.as_secs_f64(),
+        span.cpu.as_secs_f64(),
+        span.wait.as_secs_f64()
+    )
+}
+
+/// `/proc/loadavg`'s 1-minute figure.
+fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn size_label(bytes: usize) -> String {
@@ -516,14 +646,40 @@ fn write_rates(runs: &[WriteRun], bytes: u64, part: fn(&WriteRun) -> Duration) -
     runs.iter().map(|r| rate(bytes, part(r))).collect()
 }
 
-fn render(s: &Settings, dir: &Path, mount: Option<&Mount>, cases: &[CaseResult]) -> String {
+fn secs<T>(runs: &[T], part: fn(&T) -> Duration) -> Vec<f64> {
+    runs.iter().map(|r| part(r).as_secs_f64()).collect()
+}
+
+fn render(
+    s: &Settings,
+    dir: &Path,
+    mount: Option<&Mount>,
+    load: (Option<f64>, Option<f64>),
+    cases: &[CaseResult],
+) -> String {
     let mut out = String::new();
     let mut line = |l: String| {
         out.push_str(&l);
         out.push('\n');
     };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let fmt_load = |l: Option<f64>| l.map_or("?".into(), |l| format!("{l:.2}"));
+    let timed: Vec<(Duration, Duration)> = cases
+        .iter()
+        .flat_map(|c| {
+            let writes = c.raw_write.iter().chain(&c.append);
+            let reads = c.raw_read.iter().chain(&c.log_read);
+            writes
+                .map(|r| (r.total(), r.wait()))
+                .chain(reads.map(|r| (r.wall, r.wait)))
+        })
+        .collect();
+    let wall: Duration = timed.iter().map(|t| t.0).sum();
+    let wait: Duration = timed.iter().map(|t| t.1).sum();
     line("## Sluice log engine: append and read throughput\n".into());
+    if s.report_path.is_none() {
+        line("- **smoke run** (no `--bench` argument, likely an unoptimized test build): the figures mean nothing".into());
+    }
     line(format!(
         "- data dir: `{}` ({})",
         dir.display(),
@@ -535,22 +691,34 @@ fn render(s: &Settings, dir: &Path, mount: Option<&Mount>, cases: &[CaseResult])
         ))
     ));
     line(format!(
-        "- {} bytes ({:.2} GiB) per case, {} CPUs; {} run(s) each, median [min–max]; MB = 10^6 bytes",
+        "- {} bytes ({:.2} GiB) per case; {} run(s) of each measurement, shown as median [min–max]; MB = 10^6 bytes",
         s.bytes,
         s.bytes as f64 / f64::from(1u32 << 30),
-        cpus,
         s.reps
     ));
     line(format!(
         "- uncompressed v2 batches of exactly the stated size, {VALUE_LEN}-byte random values, no keys, \
-         cycled from a {} MiB pool of pre-built batches (shared with the raw runs); \
-         `LogConfig::default()` (1 GiB segments, index entry every 4096 bytes)",
+         cycled from a {} MiB pool of pre-built batches (the raw runs write the same buffers); \
+         `LogConfig::default()` (1 GiB segments, an index entry every 4096 bytes)",
         POOL_BYTES >> 20
+    ));
+    line(format!(
+        "- machine: {cpus} CPUs, load average {} before, {} after; the timed phases spent {:.2} s of {:.2} s ({:.1}%) waiting for a CPU{}",
+        fmt_load(load.0),
+        fmt_load(load.1),
+        wait.as_secs_f64(),
+        wall.as_secs_f64(),
+        wait.as_secs_f64() / wall.as_secs_f64().max(1e-9) * 100.0,
+        if wait.as_secs_f64() > 0.05 * wall.as_secs_f64() {
+            " — **the machine was busy: wall-clock figures are noisy, compare CPU times**"
+        } else {
+            ""
+        }
     ));
     line(String::new());
     line("### Write: `Log::append_as_leader` + `Log::flush` vs `write` + `fdatasync`\n".into());
-    line("| batch | records/batch | raw MB/s | append MB/s | append batches/s | append/raw | ≥ 80% |".into());
-    line("|---|---|---|---|---|---|---|".into());
+    line("| batch | records/batch | index entries | raw MB/s | append MB/s | append batches/s | append/raw | ≥ 80% |".into());
+    line("|---|---|---|---|---|---|---|---|".into());
     for c in cases {
         let raw = stats(write_rates(&c.raw_write, c.bytes, WriteRun::total));
         let app = stats(write_rates(&c.append, c.bytes, WriteRun::total));
@@ -558,9 +726,10 @@ fn render(s: &Settings, dir: &Path, mount: Option<&Mount>, cases: &[CaseResult])
         let app_batches = (app.0 / per_batch, app.1 / per_batch, app.2 / per_batch);
         let ratio = app.0 / raw.0;
         line(format!(
-            "| {} | {} | {} | {} | {} | {:.1}% | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1}% | {} |",
             size_label(c.batch_size),
             c.records_per_batch,
+            c.index_entries,
             fmt_stats(raw, 0),
             fmt_stats(app, 0),
             fmt_stats(app_batches, 0),
@@ -569,40 +738,49 @@ fn render(s: &Settings, dir: &Path, mount: Option<&Mount>, cases: &[CaseResult])
         ));
     }
     line(String::new());
-    line("Split of the same runs: the write loop (into the page cache) and the fsync.\n".into());
-    line("| batch | raw `write` loop MB/s | append loop MB/s | append/raw (loop) | raw `fdatasync` s | `Log::flush` s |".into());
-    line("|---|---|---|---|---|---|".into());
+    line(
+        "The same runs split: the write loop (into the page cache; wall and CPU seconds) and the fsync.\n"
+            .into(),
+    );
+    line("| batch | raw `write` loop MB/s | append loop MB/s | append/raw (loop) | raw loop CPU s | append loop CPU s | append/raw (CPU) | raw `fdatasync` s | `Log::flush` s |".into());
+    line("|---|---|---|---|---|---|---|---|---|".into());
     for c in cases {
-        let raw = stats(write_rates(&c.raw_write, c.bytes, |r| r.write));
-        let app = stats(write_rates(&c.append, c.bytes, |r| r.write));
-        let raw_sync = stats(c.raw_write.iter().map(|r| r.sync.as_secs_f64()).collect());
-        let app_sync = stats(c.append.iter().map(|r| r.sync.as_secs_f64()).collect());
+        let raw = stats(write_rates(&c.raw_write, c.bytes, |r| r.write.wall));
+        let app = stats(write_rates(&c.append, c.bytes, |r| r.write.wall));
+        let raw_cpu = stats(secs(&c.raw_write, |r| r.write.cpu));
+        let app_cpu = stats(secs(&c.append, |r| r.write.cpu));
         line(format!(
-            "| {} | {} | {} | {:.1}% | {} | {} |",
+            "| {} | {} | {} | {:.1}% | {} | {} | {:.1}% | {} | {} |",
             size_label(c.batch_size),
             fmt_stats(raw, 0),
             fmt_stats(app, 0),
             app.0 / raw.0 * 100.0,
-            fmt_stats(raw_sync, 2),
-            fmt_stats(app_sync, 2)
+            fmt_stats(raw_cpu, 3),
+            fmt_stats(app_cpu, 3),
+            app_cpu.0 / raw_cpu.0 * 100.0,
+            fmt_stats(stats(secs(&c.raw_write, |r| r.sync.wall)), 2),
+            fmt_stats(stats(secs(&c.append, |r| r.sync.wall)), 2)
         ));
     }
     line(String::new());
     line(format!(
-        "### Sequential read from the page cache: `Log::read` ({} MiB max_bytes) + `pread` vs `read`\n",
+        "### Sequential read from the page cache: `Log::read` ({} MiB max_bytes) + `pread` vs `read` ({} MiB buffer)\n",
+        READ_BYTES >> 20,
         READ_BYTES >> 20
     ));
-    line("| batch | raw `read` MB/s | `Log::read` MB/s | Log/raw | `Log::read` calls |".into());
-    line("|---|---|---|---|---|".into());
+    line("| batch | raw `read` MB/s | `Log::read` MB/s | Log/raw | raw CPU s | `Log::read` CPU s | `Log::read` calls |".into());
+    line("|---|---|---|---|---|---|---|".into());
     for c in cases {
-        let raw = stats(c.raw_read.iter().map(|t| rate(c.bytes, *t)).collect());
-        let log = stats(c.log_read.iter().map(|t| rate(c.bytes, *t)).collect());
+        let raw = stats(c.raw_read.iter().map(|t| rate(c.bytes, t.wall)).collect());
+        let log = stats(c.log_read.iter().map(|t| rate(c.bytes, t.wall)).collect());
         line(format!(
-            "| {} | {} | {} | {:.1}% | {} |",
+            "| {} | {} | {} | {:.1}% | {} | {} | {} |",
             size_label(c.batch_size),
             fmt_stats(raw, 0),
             fmt_stats(log, 0),
             log.0 / raw.0 * 100.0,
+            fmt_stats(stats(secs(&c.raw_read, |t| t.cpu)), 3),
+            fmt_stats(stats(secs(&c.log_read, |t| t.cpu)), 3),
             c.log_read_calls
         ));
     }

@@ -145,8 +145,16 @@ impl Log {
                 continue;
             };
             let result = segment.recover(|h| {
-                if h.partition_leader_epoch >= 0 {
-                    epoch_cache.assign(h.partition_leader_epoch, h.base_offset)?;
+                // Only epochs above the latest known one, as Kafka does: the checkpoint
+                // already holds the earlier ones, and assigning an older epoch again
+                // (rebuilding an old segment's index) would drop every later entry.
+                let epoch = h.partition_leader_epoch;
+                if epoch >= 0
+                    && epoch_cache
+                        .latest_epoch()
+                        .is_none_or(|latest| epoch > latest)
+                {
+                    epoch_cache.assign(epoch, h.base_offset)?;
                 }
                 Ok(())
             })?;

@@ -283,7 +283,13 @@ impl Segment {
             self.offset_of_max_timestamp = h.last_offset();
         }
         if self.bytes_since_last_index_entry > self.config.index_interval_bytes as u64 {
-            self.offset_index.append(h.last_offset(), position as u32)?;
+            // One append (or a recovery scan) may carry more batches than the index has
+            // room for: the log rolls before the next append, and a missing sparse entry
+            // only lengthens a scan, whereas failing here would leave the batches written
+            // but not counted.
+            if !self.offset_index.is_full() {
+                self.offset_index.append(h.last_offset(), position as u32)?;
+            }
             if self.max_timestamp >= 0 {
                 self.time_index.maybe_append(
                     self.max_timestamp,
@@ -500,23 +506,41 @@ impl Segment {
                 }
             }
         }
-        if let Some(last) = self.time_index.last_entry() {
-            match self.translate_offset(last.offset) {
-                Ok(Some((h, _)))
-                    if h.max_timestamp == last.timestamp && h.last_offset() == last.offset => {}
+        let (mut position, max_timestamp) = match self.time_index.last_entry() {
+            Some(last) => match self.translate_offset(last.offset) {
+                Ok(Some((h, position)))
+                    if h.max_timestamp == last.timestamp && h.last_offset() == last.offset =>
+                {
+                    (position, last.timestamp)
+                }
                 _ => {
                     return Err(format!(
                         "time index entry {} -> {} matches no batch",
                         last.timestamp, last.offset
                     ))
                 }
+            },
+            None => (0, -1),
+        };
+        // The last entry carries the segment's max timestamp (written at roll or close at
+        // the latest): a later batch with a larger one means trailing entries were lost —
+        // a file cut to fewer entries looks well-formed — and the segment's max
+        // timestamp, which lookups and retention trust, would be wrong. Usually only the
+        // last batch or two follow the entry.
+        loop {
+            match self.read_header_at(position) {
+                Ok(Some(h)) if h.max_timestamp > max_timestamp => {
+                    return Err(format!(
+                        "batch at {position} has timestamp {} above the time index's last \
+                         entry {max_timestamp}",
+                        h.max_timestamp
+                    ))
+                }
+                Ok(Some(h)) => position += h.size() as u64,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("reading the batch at {position}: {e}")),
             }
-        } else if self.size > self.config.index_interval_bytes as u64 * 2 {
-            // A segment this big always has a time index entry (at roll or close at the
-            // latest): an empty one was lost.
-            return Err("time index is empty".into());
         }
-        Ok(())
     }
 
     /// Cuts the log at the batch holding `offset` (and everything after), with the index
@@ -531,24 +555,26 @@ impl Segment {
         self.truncate_file(position)?;
         self.bytes_since_last_index_entry =
             position - self.offset_index.last_entry().position as u64;
-        match self.time_index.last_entry() {
+        // The time index is sparse: start from its last surviving entry, then catch up
+        // with the batches between it and the cut that it did not cover.
+        let mut p = match self.time_index.last_entry() {
             Some(last) => {
                 self.max_timestamp = last.timestamp;
                 self.offset_of_max_timestamp = last.offset;
+                self.offset_index.lookup(last.offset).position as u64
             }
             None => {
                 self.max_timestamp = -1;
                 self.offset_of_max_timestamp = -1;
-                // Catch up with any batch before the cut that the index did not cover.
-                let mut p = 0;
-                while let Some(h) = self.read_header_at(p)? {
-                    if h.max_timestamp > self.max_timestamp {
-                        self.max_timestamp = h.max_timestamp;
-                        self.offset_of_max_timestamp = h.last_offset();
-                    }
-                    p += h.size() as u64;
-                }
+                0
             }
+        };
+        while let Some(h) = self.read_header_at(p)? {
+            if h.max_timestamp > self.max_timestamp {
+                self.max_timestamp = h.max_timestamp;
+                self.offset_of_max_timestamp = h.last_offset();
+            }
+            p += h.size() as u64;
         }
         if position == 0 {
             self.rolling_based_timestamp = None;
