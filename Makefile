@@ -35,8 +35,12 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The last line sums every test binary's result ("N passed, N failed").
 test: lint
-	$(CARGO) test --workspace
+	@set -o pipefail; mkdir -p target; \
+	$(CARGO) test --workspace 2>&1 | tee target/test.log; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log
 
 bench: deps
 	$(CARGO) bench -p sluice-actors --bench log_append
+	$(CARGO) bench -p sluice-coordination --bench coordination

@@ -67,9 +67,16 @@ pub enum LogError {
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
 
 impl LogError {
-    /// Wraps an I/O error with the operation and the path it concerned.
-    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LogError {
-        let path = path.into();
-        move |source| LogError::Io { op, path, source }
+    /// Wraps an I/O error with the operation and the path it concerned. The path is
+    /// copied only when there is an error (this sits on every write and read).
+    pub fn io<'a, P: AsRef<std::path::Path> + ?Sized>(
+        op: &'static str,
+        path: &'a P,
+    ) -> impl FnOnce(io::Error) -> LogError + 'a {
+        move |source| LogError::Io {
+            op,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 }

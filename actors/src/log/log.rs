@@ -271,12 +271,12 @@ impl Log {
             .ok_or_else(|| self.no_segment())
     }
     fn active_segment_mut(&mut self) -> Result<&mut Segment> {
-        let dir = self.dir.clone();
-        self.segments
+        let Log { segments, dir, .. } = self;
+        segments
             .values_mut()
             .next_back()
-            .ok_or(LogError::CorruptFile {
-                path: dir,
+            .ok_or_else(|| LogError::CorruptFile {
+                path: dir.clone(),
                 reason: "log has no segment".into(),
             })
     }
@@ -519,7 +519,9 @@ impl Log {
         let mut iter = self.segments.range(from..).peekable();
         while let Some((_, segment)) = iter.next() {
             let next_base = iter.peek().map_or(i64::MAX, |(b, _)| **b);
-            let max_position = if upper < next_base {
+            // The upper bound cuts this segment only if it falls inside it (at the log
+            // end offset it cuts nothing: no scan for it).
+            let max_position = if upper < next_base && upper < self.log_end_offset {
                 match segment.translate_offset(upper)? {
                     Some((_, position)) => position,
                     None => segment.size(),
