@@ -2,6 +2,9 @@
 //!
 //! The network listener, the Kafka API handlers, configuration loading and the client
 //! live in this crate; the actors and the log engine are in [`sluice_actors`], cluster
-//! coordination in `sluice_coordination`.
+//! coordination in [`sluice_coordination`].
+
+pub mod protocol;
 
 pub use sluice_actors as actors;
+pub use sluice_coordination as coordination;

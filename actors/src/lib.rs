@@ -4,4 +4,7 @@
 //! The log engine ([`log`]) is plain synchronous Rust with no actix in it: a partition
 //! replica actor owns one [`log::Log`] and is its only writer.
 
+pub mod controller;
 pub mod log;
+pub mod metadata;
+pub mod replica;
