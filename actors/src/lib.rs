@@ -5,6 +5,9 @@
 //! replica actor owns one [`log::Log`] and is its only writer.
 
 pub mod controller;
+mod error;
 pub mod log;
 pub mod metadata;
 pub mod replica;
+
+pub use error::{Error, Result};
