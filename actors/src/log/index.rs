@@ -100,6 +100,11 @@ fn last_at_or_below(entries: usize, key: impl Fn(usize) -> i64, target: i64) -> 
     Some(lo)
 }
 
+/// How many leading entries are for offsets below `offset` (entries ordered by offset).
+fn entries_below(entries: usize, offset_of: impl Fn(usize) -> Option<i64>, offset: i64) -> usize {
+    last_at_or_below(entries, |i| offset_of(i).unwrap_or(i64::MAX), offset - 1).map_or(0, |i| i + 1)
+}
+
 /// Sparse map from offsets to file positions in a segment's `.log`.
 #[derive(Debug)]
 pub struct OffsetIndex {
@@ -192,12 +197,7 @@ impl OffsetIndex {
 
     /// Drops entries for offsets >= `offset`.
     pub fn truncate_to(&mut self, offset: i64) {
-        let keep = last_at_or_below(
-            self.entries(),
-            |i| self.entry(i).map_or(i64::MAX, |e| e.offset),
-            offset - 1,
-        )
-        .map_or(0, |i| i + 1);
+        let keep = entries_below(self.entries(), |i| self.entry(i).map(|e| e.offset), offset);
         self.file.truncate_entries(keep);
     }
 
@@ -303,12 +303,7 @@ impl TimeIndex {
 
     /// Drops entries for offsets >= `offset`.
     pub fn truncate_to(&mut self, offset: i64) {
-        let keep = last_at_or_below(
-            self.entries(),
-            |i| self.entry(i).map_or(i64::MAX, |e| e.offset),
-            offset - 1,
-        )
-        .map_or(0, |i| i + 1);
+        let keep = entries_below(self.entries(), |i| self.entry(i).map(|e| e.offset), offset);
         self.file.truncate_entries(keep);
     }
 
