@@ -4,6 +4,9 @@
 //! live in this crate; the actors and the log engine are in [`sluice_actors`], cluster
 //! coordination in [`sluice_coordination`].
 
+pub mod cli;
+pub mod config;
+pub mod logging;
 pub mod protocol;
 
 pub use sluice_actors as actors;

@@ -61,6 +61,23 @@ pub enum Error {
     /// A stored value the broker cannot decode.
     #[error("cannot decode {what}: {reason}")]
     Decode { what: String, reason: String },
+    /// A topic name Kafka refuses (empty, `.` or `..`, over 249 characters, a character
+    /// other than ASCII alphanumerics, `.`, `_`, `-`), or one that collides with an
+    /// existing topic once `.` and `_` are treated alike (Kafka: INVALID_TOPIC_EXCEPTION).
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    /// `/brokers/ids/<id>` is held by another live session: two brokers share an id, or
+    /// an earlier session of this broker has not expired yet.
+    #[error("broker id {id} is already registered by {holder}")]
+    BrokerIdInUse { id: i32, holder: String },
+    /// acks=all: the record was appended, but when the high watermark passed it the ISR
+    /// was smaller than `min.insync.replicas` (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    #[error("appended, but the ISR size {isr} fell below min.insync.replicas={min}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: i32 },
+    /// The topic's configuration forbids the request (e.g. DeleteRecords on a topic
+    /// without `cleanup.policy=delete`; POLICY_VIOLATION).
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
 }
 
 /// The actors crate's result type.
