@@ -4,6 +4,7 @@
 //! The log engine ([`log`]) is plain synchronous Rust with no actix in it: a partition
 //! replica actor owns one [`log::Log`] and is its only writer.
 
+pub mod broker;
 pub mod controller;
 mod error;
 pub mod log;

@@ -1,0 +1,224 @@
+//! The `Broker`: starts and stops everything one broker process runs, in order — the
+//! library entry point that the `sluice` binary (and any service embedding Sluice) uses.
+//!
+//! Start: cluster id → metadata cache (watches) → replica manager (data dir) →
+//! controller (campaigns) → broker registration (ephemeral key) → the replica sync task,
+//! which makes the running replicas follow the watched partition states: every partition
+//! whose replica set holds this broker gets a replica (leader or not, as its state says);
+//! replicas of deleted topics are stopped and their directories removed.
+//!
+//! Stop ([`BrokerHandle::shutdown`]): the sync task stops, the controller resigns, every
+//! replica flushes and closes, checkpoints and the clean-shutdown marker are written, and
+//! the coordination session is closed (the registration goes at once).
+//!
+//! No network I/O here: the Kafka listener lives in the root crate and talks to the
+//! handles this returns.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use sluice_coordination::Coordination;
+use tokio::sync::watch;
+
+use crate::controller::{Controller, ControllerConfig};
+use crate::log::checkpoint::TopicPartition;
+use crate::log::config::LogConfig;
+use crate::metadata::cache::MetadataCache;
+use crate::metadata::ids;
+use crate::metadata::records::BrokerRegistration;
+use crate::metadata::registration::{ensure_cluster_id, register_broker};
+use crate::replica::messages::{EnsureReplica, ShutdownReplicas, StopReplica};
+use crate::replica::{ReplicaManager, ReplicaManagerConfig, ReplicaMap};
+use crate::{Error, Result};
+
+/// What a broker needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    pub broker_id: i32,
+    /// The address clients are told (Metadata).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub rack: Option<String>,
+    /// Topic config defaults from the broker's `[config]` (Kafka's broker-level names).
+    pub log_defaults: LogConfig,
+    pub controller: ControllerConfig,
+    pub replicas: ReplicaManagerConfig,
+    /// How long to wait for a stale registration of this broker id to expire.
+    pub registration_wait: Duration,
+}
+
+/// A running broker's parts, for the network layer and for embedding.
+#[derive(Debug, Clone)]
+pub struct BrokerHandle {
+    pub broker_id: i32,
+    pub cluster_id: String,
+    pub coordination: Arc<dyn Coordination>,
+    pub metadata: MetadataCache,
+    pub controller: Addr<Controller>,
+    pub replica_manager: Addr<ReplicaManager>,
+    /// TopicPartition → replica, read directly by request handlers.
+    pub replicas: ReplicaMap,
+    pub log_defaults: LogConfig,
+    stop_sync: watch::Sender<bool>,
+}
+
+/// Starts a broker on `coordination` inside the current actix System.
+pub async fn start(
+    coordination: Arc<dyn Coordination>,
+    mut options: BrokerOptions,
+) -> Result<BrokerHandle> {
+    // One broker id for every part (a replica that thought itself another broker would
+    // never count itself in the ISR).
+    options.replicas.replica.broker_id = options.broker_id;
+    options.controller.broker_id = options.broker_id;
+    options.controller.log_defaults = options.log_defaults.clone();
+    let cluster_id = ensure_cluster_id(&coordination).await?;
+    let metadata = MetadataCache::start(Arc::clone(&coordination)).await?;
+    let manager = ReplicaManager::open(options.replicas.clone())?;
+    let replicas = manager.replicas();
+    let replica_manager = manager.start();
+    let controller = Controller::new(
+        Arc::clone(&coordination),
+        metadata.clone(),
+        options.controller.clone(),
+    )
+    .start();
+    let registration = BrokerRegistration {
+        id: options.broker_id,
+        host: options.advertised_host.clone(),
+        port: options.advertised_port,
+        rack: options.rack.clone(),
+        incarnation: ids::random_u64(),
+    };
+    register_broker(&coordination, &registration, options.registration_wait).await?;
+    let (stop_sync, stop_rx) = watch::channel(false);
+    actix::spawn(sync_replicas(
+        options.broker_id,
+        metadata.clone(),
+        replica_manager.clone(),
+        replicas.clone(),
+        options.log_defaults.clone(),
+        stop_rx,
+    ));
+    tracing::info!(broker = options.broker_id, %cluster_id, "broker started");
+    Ok(BrokerHandle {
+        broker_id: options.broker_id,
+        cluster_id,
+        coordination,
+        metadata,
+        controller,
+        replica_manager,
+        replicas,
+        log_defaults: options.log_defaults,
+        stop_sync,
+    })
+}
+
+impl BrokerHandle {
+    /// The topic config of `topic`: broker defaults with its overrides applied.
+    pub fn topic_log_config(&self, topic: &str) -> Result<LogConfig> {
+        Ok(self
+            .log_defaults
+            .with_overrides(&self.metadata.topic_config(topic))?)
+    }
+
+    /// Clean shutdown (see the module doc). Idempotent enough to call once at exit.
+    pub async fn shutdown(&self) -> Result<()> {
+        let _ = self.stop_sync.send(true);
+        self.controller.do_send(StopController);
+        let result = self
+            .replica_manager
+            .send(ShutdownReplicas)
+            .await
+            .map_err(|e| Error::Stopped(format!("replica manager: {e}")))?;
+        if let Err(e) = self.coordination.close().await {
+            tracing::warn!(error = %e, "closing the coordination session");
+        }
+        result.map(|_| ())
+    }
+}
+
+/// Stops the controller actor (it resigns if it leads).
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+struct StopController;
+
+impl actix::Handler<StopController> for Controller {
+    type Result = ();
+    fn handle(&mut self, _: StopController, ctx: &mut Self::Context) {
+        use actix::ActorContext;
+        ctx.stop();
+    }
+}
+
+/// Keeps the running replicas in line with the watched partition states.
+async fn sync_replicas(
+    broker_id: i32,
+    metadata: MetadataCache,
+    manager: Addr<ReplicaManager>,
+    replicas: ReplicaMap,
+    log_defaults: LogConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut changes = metadata.subscribe();
+    let mut applied: std::collections::HashMap<TopicPartition, (i32, Vec<i32>, bool)> =
+        Default::default();
+    loop {
+        let hosted = metadata.partitions_hosted_by(broker_id);
+        let mut wanted = HashSet::new();
+        for p in hosted {
+            let tp = TopicPartition::new(p.topic.clone(), p.partition);
+            wanted.insert(tp.clone());
+            let is_leader = p.state.leader == broker_id;
+            let key = (p.state.leader_epoch, p.state.isr.clone(), is_leader);
+            if applied.get(&tp) == Some(&key) && replicas.get(&tp).is_some() {
+                continue;
+            }
+            let config = match log_defaults.with_overrides(&metadata.topic_config(&p.topic)) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, error = %e, "topic config is invalid; using broker defaults");
+                    log_defaults.clone()
+                }
+            };
+            let ensure = EnsureReplica {
+                tp: tp.clone(),
+                topic_id: ids::uuid_string(&p.topic_id),
+                config,
+                leader_epoch: p.state.leader_epoch,
+                isr: p.state.isr.clone(),
+                is_leader,
+            };
+            match manager.send(ensure).await {
+                Ok(Ok(_)) => {
+                    applied.insert(tp, key);
+                }
+                Ok(Err(e)) => tracing::error!(partition = %tp, error = %e, "cannot start replica"),
+                Err(e) => {
+                    tracing::error!(error = %e, "replica manager is gone");
+                    return;
+                }
+            }
+        }
+        let running = replicas.topic_partitions();
+        for tp in running.into_iter().filter(|tp| !wanted.contains(tp)) {
+            let deleted = metadata.topic(&tp.topic).is_none();
+            applied.remove(&tp);
+            if let Ok(Err(e)) = manager
+                .send(StopReplica {
+                    tp: tp.clone(),
+                    delete: deleted,
+                })
+                .await
+            {
+                tracing::error!(partition = %tp, error = %e, "cannot stop replica");
+            }
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
