@@ -1,8 +1,8 @@
 //! The `Broker`: starts and stops everything one broker process runs, in order — the
 //! library entry point that the `sluice` binary (and any service embedding Sluice) uses.
 //!
-//! Start: cluster id → metadata cache (watches) → replica manager (data dir) →
-//! controller (campaigns) → broker registration (ephemeral key) → the replica sync task,
+//! Start: cluster id → metadata cache (watches) → replica manager (data dir) → broker
+//! registration (ephemeral key) → controller (campaigns) → the replica sync task,
 //! which makes the running replicas follow the watched partition states: every partition
 //! whose replica set holds this broker gets a replica (leader or not, as its state says);
 //! replicas of deleted topics are stopped and their directories removed.
@@ -79,12 +79,6 @@ pub async fn start(
     let manager = ReplicaManager::open(options.replicas.clone())?;
     let replicas = manager.replicas();
     let replica_manager = manager.start();
-    let controller = Controller::new(
-        Arc::clone(&coordination),
-        metadata.clone(),
-        options.controller.clone(),
-    )
-    .start();
     let registration = BrokerRegistration {
         id: options.broker_id,
         host: options.advertised_host.clone(),
@@ -93,6 +87,27 @@ pub async fn start(
         incarnation: ids::random_u64(),
     };
     register_broker(&coordination, &registration, options.registration_wait).await?;
+    let incarnation = registration.incarnation;
+    let seen = metadata
+        .wait_until(options.registration_wait, |view| {
+            view.brokers
+                .get(&options.broker_id)
+                .is_some_and(|b| b.incarnation == incarnation)
+        })
+        .await;
+    if !seen {
+        return Err(Error::Timeout(
+            "the metadata cache did not see this broker's registration".into(),
+        ));
+    }
+    // Registered (and seen) first, then the controller: a controller elected on this broker must
+    // see it alive, or it would take this broker's partitions offline at start-up.
+    let controller = Controller::new(
+        Arc::clone(&coordination),
+        metadata.clone(),
+        options.controller.clone(),
+    )
+    .start();
     let (stop_sync, stop_rx) = watch::channel(false);
     actix::spawn(sync_replicas(
         options.broker_id,
