@@ -20,6 +20,8 @@ deps:
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	[ -x /usr/share/zookeeper/bin/zkServer.sh ] || missing="$$missing zookeeperd"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
+	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing$$missing"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -27,6 +29,20 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "make deps: cargo not found (install Rust with rustup)"; exit 1; }
+
+# Python environments for the real-client tests (tests/clients.rs): .venv has confluent-kafka and
+# kafka-python 2.x, .venv-kp3 has kafka-python 3.x. A stamp named after the requirements file's
+# hash marks a finished install, so a second run installs nothing.
+venv: deps
+	@set -e; for spec in .venv:tests/clients/requirements.txt .venv-kp3:tests/clients/requirements-kp3.txt; do \
+	  dir=$${spec%%:*}; req=$${spec#*:}; \
+	  stamp="$$dir/.installed-$$(sha256sum "$$req" | cut -c1-16)"; \
+	  if [ -f "$$stamp" ] && "$$dir/bin/python" -c '' >/dev/null 2>&1; then continue; fi; \
+	  echo "make venv: installing $$req into $$dir"; \
+	  "$$dir/bin/python" -c '' >/dev/null 2>&1 || { rm -rf "$$dir"; python3 -m venv "$$dir"; }; \
+	  "$$dir/bin/python" -m pip install --disable-pip-version-check -q -r "$$req"; \
+	  rm -f "$$dir"/.installed-*; touch "$$stamp"; \
+	done
 
 run: deps
 	$(CARGO) run --release --bin sluice -- --config $(CONFIG)
@@ -36,7 +52,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The last line sums every test binary's result ("N passed, N failed").
-test: lint
+test: lint venv
 	@set -o pipefail; mkdir -p target; \
 	$(CARGO) test --workspace 2>&1 | tee target/test.log; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log

@@ -6,8 +6,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod connection;
+pub mod handlers;
 pub mod logging;
 pub mod protocol;
+pub mod server;
 
 pub use sluice_actors as actors;
 pub use sluice_coordination as coordination;

@@ -1,0 +1,409 @@
+//! The Kafka API handlers: one file per API, each answering one decoded request from the
+//! broker's handles (metadata cache, replica map, controller).
+//!
+//! [`handle`] dispatches a request to its handler and encodes the answer; [`error_code`] is
+//! the one place where the actors' errors become Kafka error codes. [`IMPLEMENTED`] lists
+//! the APIs answered here, and only those are advertised in ApiVersions ("advertise only what
+//! you answer", trap 2 of the compatibility notes).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use sluice_actors::broker::BrokerHandle;
+use sluice_actors::log::segment::FileSlice;
+use sluice_actors::log::LogError;
+use sluice_actors::Error;
+
+use crate::protocol::{DecodedRequest, FetchResponsePiece, Request, RequestKey, Response};
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+/// The APIs this broker answers, and so advertises. Group and transaction APIs are left out
+/// until they are implemented: a client that sees an API calls it.
+pub const IMPLEMENTED: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::DeleteRecords,
+    ApiKey::InitProducerId,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::CreatePartitions,
+    ApiKey::DescribeCluster,
+];
+
+/// Kafka's error codes, by Kafka's names (`org.apache.kafka.common.protocol.Errors`).
+pub mod code {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    pub const INVALID_CONFIG: i16 = 40;
+    pub const NOT_CONTROLLER: i16 = 41;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const POLICY_VIOLATION: i16 = 44;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub const INVALID_RECORD: i16 = 87;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}
+
+/// Which family of request an [`Error::InvalidRequest`] answers, for the code Kafka uses
+/// there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Produce, Fetch, offsets: INVALID_REQUEST.
+    Data,
+    /// CreateTopics: a bad count or config is INVALID_PARTITIONS / INVALID_CONFIG.
+    CreateTopics,
+    /// CreatePartitions: INVALID_PARTITIONS.
+    CreatePartitions,
+}
+
+/// The Kafka error code for an actor error. The one mapping of the broker.
+pub fn error_code(error: &Error, family: Family) -> i16 {
+    match error {
+        Error::Log(e) => log_error_code(e),
+        Error::Coordination(_) | Error::Decode { .. } | Error::BrokerIdInUse { .. } => {
+            code::UNKNOWN_SERVER_ERROR
+        }
+        Error::UnknownTopicOrPartition(_) => code::UNKNOWN_TOPIC_OR_PARTITION,
+        // A stopped replica moved or is being deleted: the client refreshes its metadata.
+        Error::NotLeaderOrFollower(_) | Error::Stopped(_) => code::NOT_LEADER_OR_FOLLOWER,
+        Error::NotEnoughReplicas { .. } => code::NOT_ENOUGH_REPLICAS,
+        Error::NotEnoughReplicasAfterAppend { .. } => code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        Error::NotController => code::NOT_CONTROLLER,
+        Error::InvalidRequest(reason) => match family {
+            Family::Data => code::INVALID_REQUEST,
+            Family::CreatePartitions => code::INVALID_PARTITIONS,
+            Family::CreateTopics => {
+                let reason = reason.to_ascii_lowercase();
+                if reason.contains("config") {
+                    code::INVALID_CONFIG
+                } else if reason.contains("assignment") {
+                    code::INVALID_REPLICA_ASSIGNMENT
+                } else if reason.contains("partition") {
+                    code::INVALID_PARTITIONS
+                } else if reason.contains("replication") {
+                    code::INVALID_REPLICATION_FACTOR
+                } else {
+                    code::INVALID_REQUEST
+                }
+            }
+        },
+        Error::TopicExists(_) => code::TOPIC_ALREADY_EXISTS,
+        Error::InvalidReplicationFactor { .. } => code::INVALID_REPLICATION_FACTOR,
+        Error::Timeout(_) => code::REQUEST_TIMED_OUT,
+        Error::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
+        Error::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        Error::UnknownProducerId(_) => code::UNKNOWN_PRODUCER_ID,
+        Error::InvalidTopic(_) => code::INVALID_TOPIC_EXCEPTION,
+        Error::PolicyViolation(_) => code::POLICY_VIOLATION,
+    }
+}
+
+/// The Kafka error code for a log engine error.
+pub fn log_error_code(error: &LogError) -> i16 {
+    match error {
+        LogError::Io { .. } | LogError::CorruptFile { .. } | LogError::TopicIdMismatch { .. } => {
+            code::KAFKA_STORAGE_ERROR
+        }
+        LogError::CorruptBatch(_) | LogError::Compression(_) => code::CORRUPT_MESSAGE,
+        LogError::InvalidRecord(_) => code::INVALID_RECORD,
+        LogError::InvalidTimestamp(_) => code::INVALID_TIMESTAMP,
+        LogError::BatchTooLarge { .. } => code::MESSAGE_TOO_LARGE,
+        LogError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        LogError::UnexpectedAppendOffset { .. } => code::UNKNOWN_SERVER_ERROR,
+        LogError::Config { .. } => code::INVALID_CONFIG,
+    }
+}
+
+/// Broker settings the handlers read, from the `[config]` section.
+#[derive(Debug, Clone)]
+pub struct HandlerSettings {
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`, for auto-created topics.
+    pub num_partitions: i32,
+    /// `default.replication.factor`, for auto-created topics.
+    pub default_replication_factor: i16,
+}
+
+/// What every handler shares: the broker's handles and settings. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub broker: BrokerHandle,
+    pub settings: Arc<HandlerSettings>,
+    /// The producer ids this broker hands out next (InitProducerId): `(next, last)` of the
+    /// block it owns. A std mutex: held for a few instructions, never across an await.
+    producer_ids: Arc<Mutex<Option<(i64, i64)>>>,
+}
+
+impl Context {
+    /// The handlers' context for `broker`.
+    pub fn new(broker: BrokerHandle, settings: HandlerSettings) -> Context {
+        Context {
+            broker,
+            settings: Arc::new(settings),
+            producer_ids: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+/// What the connection writes for one request.
+#[derive(Debug)]
+pub enum Reply {
+    /// One encoded response frame.
+    Frame(Bytes),
+    /// A Fetch response: encoded bytes and file slices to `sendfile`, in order.
+    Fetch(Vec<FetchResponsePiece<FileSlice>>),
+    /// Nothing to write (acks=0 produce).
+    Nothing,
+    /// Close the connection (an acks=0 produce that failed, or a response that cannot be
+    /// encoded), after writing the replies before this one.
+    Close(String),
+}
+
+/// Answers one request.
+pub async fn handle(ctx: &Context, request: DecodedRequest) -> Reply {
+    let key = request.key();
+    let version = key.api_version;
+    match request.body {
+        Request::ApiVersions(_) => api_versions::handle(key),
+        Request::Metadata(r) => encode(key, metadata::handle(ctx, version, r).await),
+        Request::Produce(r) => produce::handle(ctx, key, r).await,
+        Request::Fetch(r) => fetch::handle(ctx, key, r).await,
+        Request::ListOffsets(r) => encode(key, list_offsets::handle(ctx, version, r).await),
+        Request::CreateTopics(r) => encode(key, create_topics::handle(ctx, version, r).await),
+        Request::DeleteTopics(r) => encode(key, delete_topics::handle(ctx, version, r).await),
+        Request::CreatePartitions(r) => {
+            encode(key, create_partitions::handle(ctx, version, r).await)
+        }
+        Request::InitProducerId(r) => encode(key, init_producer_id::handle(ctx, version, r).await),
+        Request::DescribeCluster(r) => encode(key, describe_cluster::handle(ctx, version, r)),
+        Request::OffsetForLeaderEpoch(r) => {
+            encode(key, offset_for_leader_epoch::handle(ctx, version, r).await)
+        }
+        Request::DeleteRecords(r) => encode(key, delete_records::handle(ctx, version, r).await),
+        other => Reply::Close(format!(
+            "{:?} is not implemented (and not advertised)",
+            other.api_key()
+        )),
+    }
+}
+
+/// Encodes a response; a response that does not encode is a bug in its handler, and the
+/// client gets a closed connection rather than a frame it cannot parse.
+pub fn encode(key: RequestKey, response: impl Into<Response>) -> Reply {
+    match response.into().encode(key.api_version, key.correlation_id) {
+        Ok(frame) => Reply::Frame(frame),
+        Err(e) => {
+            tracing::error!(api = ?key.api_key, version = key.api_version, error = %e, "cannot encode response");
+            Reply::Close(format!("cannot encode response: {e}"))
+        }
+    }
+}
+
+/// The broker's clock in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A request's `timeout_ms` as a duration (negative → zero).
+pub fn timeout(timeout_ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
+}
+
+/// A Kafka topic id from the 16 bytes the metadata keeps.
+pub fn topic_uuid(id: &[u8; 16]) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(*id)
+}
+
+/// Waits until `ready` holds on the metadata cache, or `timeout` passes. Returns whether it
+/// holds. Wakes on every metadata change, not by polling.
+pub async fn wait_for_metadata(
+    ctx: &Context,
+    timeout: Duration,
+    mut ready: impl FnMut(&sluice_actors::metadata::cache::ClusterView) -> bool,
+) -> bool {
+    let mut changes = ctx.broker.metadata.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if ctx.broker.metadata.read(&mut ready) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // Also wake on a short tick: some conditions (a replica starting) change state
+        // outside the metadata cache.
+        let tick = (tokio::time::Instant::now() + Duration::from_millis(20)).min(deadline);
+        if let Ok(Err(_)) = tokio::time::timeout_at(tick, changes.changed()).await {
+            return ctx.broker.metadata.read(&mut ready);
+        }
+    }
+}
+
+/// Whether every partition of `topic` has a leader in the cache.
+pub fn has_leaders(view: &sluice_actors::metadata::cache::ClusterView, topic: &str) -> bool {
+    view.topics.get(topic).is_some_and(|t| {
+        t.partition_count() > 0
+            && (0..t.partition_count()).all(|p| {
+                i32::try_from(p)
+                    .ok()
+                    .and_then(|p| t.states.get(&p))
+                    .is_some_and(|s| s.state.leader >= 0)
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn error_codes() {
+        let io = LogError::Io {
+            op: "read",
+            path: PathBuf::from("x"),
+            source: std::io::Error::other("disk"),
+        };
+        let cases: Vec<(Error, Family, i16)> = vec![
+            (
+                Error::Log(LogError::CorruptBatch("crc".into())),
+                Family::Data,
+                2,
+            ),
+            (
+                Error::Log(LogError::InvalidRecord("key".into())),
+                Family::Data,
+                87,
+            ),
+            (
+                Error::Log(LogError::BatchTooLarge { size: 2, max: 1 }),
+                Family::Data,
+                10,
+            ),
+            (
+                Error::Log(LogError::OffsetOutOfRange {
+                    offset: 9,
+                    log_start_offset: 0,
+                    log_end_offset: 1,
+                }),
+                Family::Data,
+                1,
+            ),
+            (
+                Error::Log(LogError::InvalidTimestamp("old".into())),
+                Family::Data,
+                32,
+            ),
+            (Error::Log(io), Family::Data, 56),
+            (Error::UnknownTopicOrPartition("t".into()), Family::Data, 3),
+            (Error::NotLeaderOrFollower("t".into()), Family::Data, 6),
+            (
+                Error::NotEnoughReplicas { isr: 1, min: 2 },
+                Family::Data,
+                19,
+            ),
+            (
+                Error::NotEnoughReplicasAfterAppend { isr: 1, min: 2 },
+                Family::Data,
+                20,
+            ),
+            (Error::NotController, Family::CreateTopics, 41),
+            (Error::TopicExists("t".into()), Family::CreateTopics, 36),
+            (
+                Error::InvalidReplicationFactor {
+                    requested: 3,
+                    available: 1,
+                },
+                Family::CreateTopics,
+                38,
+            ),
+            (Error::InvalidTopic("..".into()), Family::CreateTopics, 17),
+            (Error::InvalidRequest("bad".into()), Family::Data, 42),
+            (
+                Error::InvalidRequest("bad".into()),
+                Family::CreatePartitions,
+                37,
+            ),
+            (
+                Error::InvalidRequest("unknown config x".into()),
+                Family::CreateTopics,
+                40,
+            ),
+            (
+                Error::InvalidProducerEpoch {
+                    producer_id: 1,
+                    epoch: 0,
+                    current: 1,
+                },
+                Family::Data,
+                47,
+            ),
+            (
+                Error::OutOfOrderSequence {
+                    producer_id: 1,
+                    expected: 1,
+                    got: 3,
+                },
+                Family::Data,
+                45,
+            ),
+            (Error::Timeout("slow".into()), Family::Data, 7),
+            (Error::PolicyViolation("compact".into()), Family::Data, 44),
+        ];
+        for (error, family, expected) in cases {
+            assert_eq!(error_code(&error, family), expected, "{error}");
+        }
+    }
+
+    #[test]
+    fn implemented_apis_are_all_in_the_codec() {
+        for &key in IMPLEMENTED {
+            assert!(
+                crate::protocol::supported_versions(key).is_some(),
+                "{key:?}"
+            );
+        }
+    }
+}
