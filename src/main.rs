@@ -76,7 +76,8 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
             default_replication_factor: i16::try_from(settings.default_replication_factor)
                 .unwrap_or(i16::MAX),
         },
-    );
+    )
+    .with_broker_config(config.clone());
     let server_settings = ServerSettings {
         max_connections: usize::try_from(settings.max_connections).unwrap_or(0),
         connection: ConnectionSettings {

@@ -5,7 +5,9 @@
 //! registration (ephemeral key) → controller (campaigns) → the replica sync task,
 //! which makes the running replicas follow the watched partition states: every partition
 //! whose replica set holds this broker gets a replica (leader or not, as its state says);
-//! replicas of deleted topics are stopped and their directories removed.
+//! replicas of deleted topics are stopped and their directories removed. A change of a
+//! topic's config (`/config/topics/<name>`) or of this broker's dynamic config
+//! (`/config/brokers/<id>`) is re-applied to the running replicas (`UpdateConfig`).
 //!
 //! Stop ([`BrokerHandle::shutdown`]): the sync task stops, the controller resigns, every
 //! replica flushes and closes, checkpoints and the clean-shutdown marker are written, and
@@ -14,7 +16,7 @@
 //! No network I/O here: the Kafka listener lives in the root crate and talks to the
 //! handles this returns.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::controller::{Controller, ControllerConfig};
 use crate::log::checkpoint::TopicPartition;
-use crate::log::config::LogConfig;
+use crate::log::config::{topic_config_for_broker_config, LogConfig};
 use crate::metadata::cache::MetadataCache;
 use crate::metadata::ids;
 use crate::metadata::records::BrokerRegistration;
@@ -132,11 +134,21 @@ pub async fn start(
 }
 
 impl BrokerHandle {
-    /// The topic config of `topic`: broker defaults with its overrides applied.
+    /// The topic config of `topic`: broker defaults (the file's, with this broker's dynamic
+    /// config at `/config/brokers/<id>` on top) with the topic's overrides applied.
     pub fn topic_log_config(&self, topic: &str) -> Result<LogConfig> {
         Ok(self
-            .log_defaults
+            .dynamic_log_defaults()?
             .with_overrides(&self.metadata.topic_config(topic))?)
+    }
+
+    /// The broker-level topic config defaults in force: the file's, with the topic-config
+    /// synonyms of this broker's dynamic config applied on top.
+    pub fn dynamic_log_defaults(&self) -> Result<LogConfig> {
+        with_dynamic_broker_config(
+            &self.log_defaults,
+            &self.metadata.broker_config(self.broker_id),
+        )
     }
 
     /// Clean shutdown (see the module doc). Idempotent enough to call once at exit.
@@ -153,6 +165,30 @@ impl BrokerHandle {
         }
         result.map(|_| ())
     }
+}
+
+/// `log_defaults` (from the config file) with the topic-config synonyms set in a broker's
+/// dynamic config (`/config/brokers/<id>`, broker-level names such as
+/// `log.retention.ms`) applied on top. A dynamic key wins over the file whatever the
+/// synonym (a dynamic `log.retention.hours` beats a file `log.retention.ms`); among the
+/// dynamic keys Kafka's synonym precedence holds. Other dynamic keys are ignored here.
+pub fn with_dynamic_broker_config(
+    log_defaults: &LogConfig,
+    dynamic: &BTreeMap<String, String>,
+) -> Result<LogConfig> {
+    let topic_keys: Vec<&str> = dynamic
+        .keys()
+        .filter_map(|k| topic_config_for_broker_config(k))
+        .collect();
+    if topic_keys.is_empty() {
+        return Ok(log_defaults.clone());
+    }
+    let from_dynamic = LogConfig::from_broker_props(dynamic)?.to_props();
+    let overrides: BTreeMap<String, String> = topic_keys
+        .into_iter()
+        .filter_map(|k| Some((k.to_string(), from_dynamic.get(k)?.clone())))
+        .collect();
+    Ok(log_defaults.with_overrides(&overrides)?)
 }
 
 /// Stops the controller actor (it resigns if it leads).
@@ -178,26 +214,51 @@ async fn sync_replicas(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut changes = metadata.subscribe();
-    let mut applied: std::collections::HashMap<TopicPartition, (i32, Vec<i32>, bool)> =
+    // What was last applied to each replica: epoch, ISR, role and topic config. A change of
+    // the topic's overrides or of this broker's dynamic config re-applies the config to the
+    // running replica (EnsureReplica → UpdateConfig).
+    let mut applied: std::collections::HashMap<TopicPartition, (i32, Vec<i32>, bool, LogConfig)> =
         Default::default();
     loop {
         let hosted = metadata.partitions_hosted_by(broker_id);
+        let defaults = match with_dynamic_broker_config(
+            &log_defaults,
+            &metadata.broker_config(broker_id),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "dynamic broker config is invalid; using the file's defaults");
+                log_defaults.clone()
+            }
+        };
         let mut wanted = HashSet::new();
+        // Each topic's config, computed once per pass.
+        let mut configs: std::collections::HashMap<String, LogConfig> = Default::default();
         for p in hosted {
             let tp = TopicPartition::new(p.topic.clone(), p.partition);
             wanted.insert(tp.clone());
             let is_leader = p.state.leader == broker_id;
-            let key = (p.state.leader_epoch, p.state.isr.clone(), is_leader);
+            let config = configs
+                .entry(p.topic.clone())
+                .or_insert_with(|| {
+                    match defaults.with_overrides(&metadata.topic_config(&p.topic)) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!(topic = %p.topic, error = %e, "topic config is invalid; using broker defaults");
+                            defaults.clone()
+                        }
+                    }
+                })
+                .clone();
+            let key = (
+                p.state.leader_epoch,
+                p.state.isr.clone(),
+                is_leader,
+                config.clone(),
+            );
             if applied.get(&tp) == Some(&key) && replicas.get(&tp).is_some() {
                 continue;
             }
-            let config = match log_defaults.with_overrides(&metadata.topic_config(&p.topic)) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(topic = %p.topic, error = %e, "topic config is invalid; using broker defaults");
-                    log_defaults.clone()
-                }
-            };
             let ensure = EnsureReplica {
                 tp: tp.clone(),
                 topic_id: ids::uuid_string(&p.topic_id),
@@ -235,5 +296,34 @@ async fn sync_replicas(
             changed = changes.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dynamic_broker_config_overrides_the_file_defaults() {
+        let file = LogConfig::from_broker_props(&props(&[("log.retention.ms", "1000")])).unwrap();
+        assert_eq!(
+            with_dynamic_broker_config(&file, &BTreeMap::new()).unwrap(),
+            file
+        );
+        let dynamic = props(&[("log.retention.hours", "2"), ("log.segment.bytes", "4096")]);
+        let config = with_dynamic_broker_config(&file, &dynamic).unwrap();
+        assert_eq!(config.retention_ms, 7_200_000);
+        assert_eq!(config.segment_bytes, 4096);
+        // Keys that are not topic-config synonyms are ignored here.
+        let config = with_dynamic_broker_config(&file, &props(&[("num.partitions", "3")])).unwrap();
+        assert_eq!(config, file);
+        assert!(with_dynamic_broker_config(&file, &props(&[("log.segment.bytes", "-1")])).is_err());
     }
 }

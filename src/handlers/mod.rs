@@ -18,13 +18,16 @@ use sluice_actors::Error;
 
 use crate::protocol::{DecodedRequest, FetchResponsePiece, Request, RequestKey, Response};
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -46,6 +49,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
 ];
 
 /// Kafka's error codes, by Kafka's names (`org.apache.kafka.common.protocol.Errors`).
@@ -168,6 +174,9 @@ pub struct HandlerSettings {
 pub struct Context {
     pub broker: BrokerHandle,
     pub settings: Arc<HandlerSettings>,
+    /// The broker's config file, for DescribeConfigs (sources and synonyms); `None` when
+    /// the broker is embedded without one.
+    pub broker_config: Option<Arc<crate::config::BrokerConfig>>,
     /// The producer ids this broker hands out next (InitProducerId): `(next, last)` of the
     /// block it owns. A std mutex: held for a few instructions, never across an await.
     producer_ids: Arc<Mutex<Option<(i64, i64)>>>,
@@ -179,8 +188,15 @@ impl Context {
         Context {
             broker,
             settings: Arc::new(settings),
+            broker_config: None,
             producer_ids: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// This context, with the broker's config file for DescribeConfigs.
+    pub fn with_broker_config(mut self, config: crate::config::BrokerConfig) -> Context {
+        self.broker_config = Some(Arc::new(config));
+        self
     }
 }
 
@@ -219,6 +235,12 @@ pub async fn handle(ctx: &Context, request: DecodedRequest) -> Reply {
             encode(key, offset_for_leader_epoch::handle(ctx, version, r).await)
         }
         Request::DeleteRecords(r) => encode(key, delete_records::handle(ctx, version, r).await),
+        Request::DescribeConfigs(r) => encode(key, describe_configs::handle(ctx, version, r)),
+        Request::AlterConfigs(r) => encode(key, alter_configs::handle(ctx, version, r).await),
+        Request::IncrementalAlterConfigs(r) => encode(
+            key,
+            incremental_alter_configs::handle(ctx, version, r).await,
+        ),
         other => Reply::Close(format!(
             "{:?} is not implemented (and not advertised)",
             other.api_key()
