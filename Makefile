@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= config/single-node.toml
 
-.PHONY: deps run test lint bench help
+.PHONY: deps venv node_modules run test lint bench help
 
 help:
 	@echo "make run    build and run a single-node broker from $(CONFIG)"
@@ -21,6 +21,8 @@ deps:
 	[ -x /usr/share/zookeeper/bin/zkServer.sh ] || missing="$$missing zookeeperd"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing$$missing"; \
@@ -44,6 +46,18 @@ venv: deps
 	  rm -f "$$dir"/.installed-*; touch "$$stamp"; \
 	done
 
+# kafkajs for tests/kafkajs.rs: `npm ci` from tests/clients/js/package-lock.json (kafkajs 2.2.4,
+# pinned with its integrity hash). A stamp named after the lock file's hash marks a finished
+# install, so a second run installs nothing.
+JS_DIR := tests/clients/js
+node_modules: deps
+	@set -e; stamp="$(JS_DIR)/node_modules/.installed-$$(sha256sum $(JS_DIR)/package-lock.json | cut -c1-16)"; \
+	if [ ! -f "$$stamp" ]; then \
+	  echo "make node_modules: npm ci in $(JS_DIR)"; \
+	  ( cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error ); \
+	  touch "$$stamp"; \
+	fi
+
 run: deps
 	$(CARGO) run --release --bin sluice -- --config $(CONFIG)
 
@@ -52,7 +66,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The last line sums every test binary's result ("N passed, N failed").
-test: lint venv
+test: lint venv node_modules
 	@set -o pipefail; mkdir -p target; \
 	$(CARGO) test --workspace 2>&1 | tee target/test.log; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log

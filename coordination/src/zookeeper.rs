@@ -665,6 +665,16 @@ impl<'a> Effects<'a> {
         !self.created.contains(key) && self.deleted.iter().any(|d| keys::is_at_or_below(key, d))
     }
 
+    /// Whether `key` lies strictly below a key an earlier step created (so it cannot exist
+    /// yet, and cannot be created outside the `multi`) and no step created it.
+    fn missing_below_created(&self, key: &str) -> bool {
+        !self.created.contains(key)
+            && self
+                .created
+                .iter()
+                .any(|c| c != key && keys::is_at_or_below(key, c))
+    }
+
     fn create(&mut self, key: &str) {
         self.created.insert(key.to_owned());
     }
@@ -700,7 +710,7 @@ impl<'a> Plan<'a> {
                     ephemeral,
                 } => {
                     for parent in keys::ancestors(key) {
-                        if effects.gone(parent) {
+                        if effects.gone(parent) || effects.missing_below_created(parent) {
                             let kind = StepKind::Create {
                                 key: parent.to_owned(),
                                 value: &[],

@@ -290,6 +290,44 @@ async fn a_failed_guard_aborts_everything(h: Harness) {
     assert_eq!(c.get("/state").await.unwrap().unwrap().value, b"s1");
 }
 
+async fn one_transaction_creates_a_key_and_its_deep_descendants(h: Harness) {
+    // A topic and its partition states in one write: the parents in between
+    // (`/t/partitions`, `/t/partitions/0`) exist nowhere yet and must be made too.
+    let c = h.client().await;
+    c.transact(vec![
+        Op::Create {
+            key: "/t".into(),
+            value: b"assignment".to_vec(),
+            ephemeral: false,
+        },
+        Op::Create {
+            key: "/t/partitions/0/state".into(),
+            value: b"s0".to_vec(),
+            ephemeral: false,
+        },
+        Op::Create {
+            key: "/t/partitions/1/state".into(),
+            value: b"s1".to_vec(),
+            ephemeral: false,
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(c.get("/t").await.unwrap().unwrap().value, b"assignment");
+    assert_eq!(
+        c.get("/t/partitions/1/state").await.unwrap().unwrap().value,
+        b"s1"
+    );
+    let names: Vec<String> = c
+        .children("/t/partitions")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["0", "1"]);
+}
+
 async fn hierarchy_children_and_recursive_delete(h: Harness) {
     let c = h.client().await;
     c.create("/topics/b/partitions/0", b"p0".to_vec())
@@ -605,6 +643,7 @@ for_each_backend!(
     multi_is_all_or_nothing,
     a_failed_guard_aborts_everything,
     hierarchy_children_and_recursive_delete,
+    one_transaction_creates_a_key_and_its_deep_descendants,
     ephemeral_keys_die_with_a_closed_session,
     ephemeral_keys_die_with_an_expired_session,
     election_with_five_contenders,
