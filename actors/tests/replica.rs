@@ -714,6 +714,171 @@ async fn compaction_runs_on_its_interval() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Producer-state snapshots
+// ---------------------------------------------------------------------------------------
+
+/// Offsets of the files in `dir` named `<20 digits><suffix>`, ascending.
+fn offset_files(dir: &Path, suffix: &str) -> Vec<i64> {
+    let mut out: Vec<i64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let stem = name.strip_suffix(suffix)?;
+            (stem.len() == 20).then(|| stem.parse().unwrap())
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+const SNAPSHOT_PID: i64 = 77;
+
+/// Produces one-record batches of [`SNAPSHOT_PID`] (sequence = offset) until the log has
+/// four segments, waits for the roll's snapshot, and shuts the replica down. Returns the
+/// active segment's base and the log end offset (the base + 1).
+async fn produce_rolls_and_shut_down(dir: &Path) -> (i64, i64) {
+    let addr = start_replica(dir, small_segments(), replica_config());
+    let mut seq = 0;
+    while status(&addr).await.segment_count < 4 {
+        let r = produce(&addr, idempotent(SNAPSHOT_PID, 0, seq, 1), 1)
+            .await
+            .unwrap();
+        assert_eq!(r.base_offset, seq as i64);
+        seq += 1;
+    }
+    let base = *offset_files(dir, ".log").last().unwrap();
+    assert_eq!(base, seq as i64 - 1, "the last batch rolled the log");
+    poll_until("the roll's snapshot", || async {
+        offset_files(dir, ".snapshot").contains(&base)
+    })
+    .await;
+    let closed = addr.send(Shutdown).await.unwrap().unwrap();
+    assert_eq!(closed.offsets.recovery_point, base + 1);
+    assert_eq!(
+        offset_files(dir, ".snapshot"),
+        vec![base, base + 1],
+        "the roll's and the shutdown's snapshots, older ones pruned"
+    );
+    (base, base + 1)
+}
+
+/// Whether a retry of the batch at `offset` (sequence = offset) is answered with it.
+async fn retry_recognised(addr: &Addr<PartitionReplica>, offset: i64) -> bool {
+    let leo = status(addr).await.log_end_offset;
+    match produce(addr, idempotent(SNAPSHOT_PID, 0, offset as i32, 1), 1).await {
+        Ok(r) => r.base_offset == offset && status(addr).await.log_end_offset == leo,
+        Err(_) => false,
+    }
+}
+
+#[actix::test]
+async fn producer_state_loads_from_a_snapshot_and_replays_only_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, leo) = produce_rolls_and_shut_down(dir.path()).await;
+    // Keep the roll's snapshot only, and delete every segment below it: what the state
+    // knows of earlier batches can only come from the snapshot, and the batch after it
+    // only from replaying the active segment.
+    std::fs::remove_file(dir.path().join(format!("{leo:020}.snapshot"))).unwrap();
+    for old in offset_files(dir.path(), ".log")
+        .into_iter()
+        .filter(|b| *b < base)
+    {
+        for suffix in [".log", ".index", ".timeindex"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("{old:020}{suffix}")));
+        }
+    }
+    let addr = start_replica(dir.path(), small_segments(), replica_config());
+    let s = status(&addr).await;
+    assert_eq!((s.log_start_offset, s.log_end_offset), (base, leo));
+    assert_eq!(s.producer_count, 1);
+    for offset in [base - 2, base - 1, base] {
+        assert!(retry_recognised(&addr, offset).await, "retry of {offset}");
+    }
+    assert_eq!(
+        produce(&addr, idempotent(SNAPSHOT_PID, 0, leo as i32, 1), 1)
+            .await
+            .unwrap()
+            .base_offset,
+        leo
+    );
+    let err = produce(&addr, idempotent(SNAPSHOT_PID, 0, leo as i32 + 5, 1), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfOrderSequence { expected, .. } if expected as i64 == leo + 1),
+        "{err:?}"
+    );
+    addr.send(Shutdown).await.unwrap().unwrap();
+}
+
+#[actix::test]
+async fn a_corrupt_snapshot_falls_back_to_an_older_one_or_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, leo) = produce_rolls_and_shut_down(dir.path()).await;
+    let corrupt = |offset: i64| {
+        let path = dir.path().join(format!("{offset:020}.snapshot"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    };
+    // The shutdown's snapshot is corrupt: the roll's one plus the tail.
+    corrupt(leo);
+    let addr = start_replica(dir.path(), small_segments(), replica_config());
+    for offset in [base - 1, base] {
+        assert!(retry_recognised(&addr, offset).await, "retry of {offset}");
+    }
+    addr.send(Shutdown).await.unwrap().unwrap();
+    // Both corrupt: a full scan.
+    corrupt(leo);
+    corrupt(base);
+    let addr = start_replica(dir.path(), small_segments(), replica_config());
+    for offset in [base - 1, base] {
+        assert!(retry_recognised(&addr, offset).await, "retry of {offset}");
+    }
+    assert_eq!(status(&addr).await.log_end_offset, leo);
+    addr.send(Shutdown).await.unwrap().unwrap();
+}
+
+#[actix::test]
+async fn truncation_removes_snapshots_above_the_new_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, leo) = produce_rolls_and_shut_down(dir.path()).await;
+    let mut log = Log::open(
+        dir.path(),
+        small_segments(),
+        LogOpenOptions {
+            clean_shutdown: true,
+            recovery_point: leo,
+            now_ms: now(),
+            ..LogOpenOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(log.truncate_to(base, now()).unwrap());
+    log.close(now()).unwrap();
+
+    let addr = start_replica(dir.path(), small_segments(), replica_config());
+    assert_eq!(status(&addr).await.log_end_offset, base);
+    assert_eq!(
+        offset_files(dir.path(), ".snapshot"),
+        vec![base],
+        "the snapshot above the new end went"
+    );
+    // The truncated batch is no longer known: sending it again appends it.
+    assert!(retry_recognised(&addr, base - 1).await);
+    assert_eq!(
+        produce(&addr, idempotent(SNAPSHOT_PID, 0, base as i32, 1), 1)
+            .await
+            .unwrap()
+            .base_offset,
+        base
+    );
+    assert_eq!(status(&addr).await.log_end_offset, base + 1);
+    addr.send(Shutdown).await.unwrap().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
 // ReplicaManager
 // ---------------------------------------------------------------------------------------
 

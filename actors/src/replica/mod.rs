@@ -16,6 +16,7 @@ mod manager;
 pub mod messages;
 mod partition;
 mod producer_state;
+mod snapshot;
 mod waiting_room;
 
 pub use config::{ReplicaConfig, ReplicaManagerConfig};

@@ -56,9 +56,16 @@
 //! check every `log.flush.scheduler.interval.ms`, producer-id expiry every
 //! `producer.id.expiration.check.interval.ms`.
 //!
+//! Producer-state snapshots (`<offset>.snapshot`, see `snapshot.rs`) are written on the
+//! blocking pool without moving the log: at a segment roll (the state before the rolling
+//! append, at the new segment's base) while the actor keeps serving, and at [`Shutdown`]
+//! after the log closed (at the log end offset). Retention deletes those below the new log
+//! start offset inside its blocking pass.
+//!
 //! Crash behaviour: the log recovers itself when opened; the high watermark restarts from
-//! the manager's checkpoint (clamped to the log); producer state is rebuilt from the log;
-//! waiting produces were never acknowledged.
+//! the manager's checkpoint (clamped to the log); producer state is loaded from the latest
+//! snapshot at or below the log end offset plus the batch headers after it (or rebuilt
+//! from the whole log); waiting produces were never acknowledged.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,6 +92,7 @@ use super::messages::{
 };
 use super::now_ms;
 use super::producer_state::ProducerStateManager;
+use super::snapshot;
 use super::waiting_room::{AckOutcome, AckWaitingRoom};
 
 /// Messages a replica may queue before senders wait (actix's default of 16 is too small
@@ -136,8 +144,9 @@ pub struct PartitionReplica {
 }
 
 impl PartitionReplica {
-    /// Builds the replica around an opened log, rebuilding the producer state from the
-    /// log's batch headers — file reads: call it off the arbiter threads (the
+    /// Builds the replica around an opened log, loading the producer state from the latest
+    /// snapshot and the log's batch headers after it — file reads (and deletes of snapshots
+    /// above the log end offset): call it off the arbiter threads (the
     /// [`ReplicaManager`](super::ReplicaManager) does, on the blocking pool).
     pub fn new(init: ReplicaInit) -> Result<PartitionReplica> {
         let ReplicaInit {
@@ -260,6 +269,11 @@ impl PartitionReplica {
         let segments_before = log.segment_count();
         let info = log.append_as_leader(&mut records, leader_epoch, msg.now_ms)?;
         let rolled = log.segment_count() > segments_before;
+        // The state before this append is the state as of the new segment's base.
+        let roll_snapshot = rolled
+            .then(|| log.segment_bases().last().copied())
+            .flatten()
+            .map(|base| (base, self.producers.encode_snapshot()));
         let needs_flush = log.needs_flush(msg.now_ms);
         let log_start_offset = log.log_start_offset();
         if headers.iter().any(BatchHeader::has_producer_id) {
@@ -269,6 +283,9 @@ impl PartitionReplica {
                 .on_appended(&appended, info.log_append_time, msg.now_ms);
         }
         self.maybe_advance_high_watermark();
+        if let Some((base, bytes)) = roll_snapshot {
+            self.write_snapshot(ctx, base, bytes);
+        }
         let flushed = if needs_flush {
             let (tx, rx) = oneshot::channel();
             self.start_flush(ctx, Some(tx));
@@ -403,6 +420,25 @@ impl PartitionReplica {
         }));
     }
 
+    /// Writes a producer-state snapshot at `offset` on the blocking pool while the actor
+    /// keeps serving (it needs the directory, not the log). A failure is logged: the next
+    /// open falls back to an older snapshot or a scan.
+    fn write_snapshot(&mut self, ctx: &mut Context<Self>, offset: i64, bytes: Vec<u8>) {
+        let dir = self.dir.clone();
+        let write = async move {
+            tokio::task::spawn_blocking(move || snapshot::write(&dir, offset, &bytes)).await
+        };
+        ctx.spawn(write.into_actor(self).map(move |written, act, _| match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(partition = %act.tp, offset, error = %e, "producer-state snapshot failed")
+            }
+            Err(e) => {
+                tracing::warn!(partition = %act.tp, offset, error = %e, "producer-state snapshot task failed")
+            }
+        }));
+    }
+
     fn finish_flush(&mut self, result: Result<()>) {
         self.flush_in_progress = false;
         if let Err(e) = &result {
@@ -440,6 +476,12 @@ impl PartitionReplica {
         let (high_watermark, now) = (self.high_watermark, now_ms());
         let pass = self.with_log_blocking(move |log| {
             let deleted = log.delete_old_segments(high_watermark, now)?;
+            if deleted > 0 {
+                // Not fatal: the segments went, and an old snapshot is harmless.
+                if let Err(e) = snapshot::delete_below(log.dir(), log.log_start_offset()) {
+                    tracing::warn!(dir = %log.dir().display(), error = %e, "deleting old producer-state snapshots failed");
+                }
+            }
             Ok((deleted, log.log_start_offset()))
         });
         ctx.wait(pass.map(|result, act, _| match result {
@@ -815,6 +857,7 @@ impl Handler<Shutdown> for PartitionReplica {
         let (high_watermark, cleaner_first_dirty_offset) =
             (self.high_watermark, self.cleaner_first_dirty_offset);
         let log = self.log.take();
+        let producer_snapshot = self.producers.encode_snapshot();
         let close = async move {
             let Some(mut log) = log else {
                 return Err(Error::Stopped(partition));
@@ -823,7 +866,12 @@ impl Handler<Shutdown> for PartitionReplica {
                 let now = now_ms();
                 log.flush(now)?;
                 let offsets = LogOffsets::of(&log);
+                let (dir, end) = (log.dir().to_path_buf(), log.log_end_offset());
                 log.close(now)?;
+                // After the close: a snapshot must never be ahead of durable data.
+                if let Err(e) = snapshot::write(&dir, end, &producer_snapshot) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "producer-state snapshot at shutdown failed");
+                }
                 Ok(offsets)
             })
             .await

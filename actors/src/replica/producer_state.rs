@@ -25,16 +25,20 @@
 //!
 //! Not thread-safe: owned by the partition replica.
 //!
-//! Crash behaviour: nothing here is written to disk (Kafka's `.snapshot` files are not
-//! implemented yet). [`ProducerStateManager::load`] rebuilds the state when the log opens
-//! from the batch headers of every segment — one 61-byte read per batch, no record bytes —
-//! so a retry that arrives after a restart is still recognised.
+//! Crash behaviour: the partition writes the state to `<offset>.snapshot` files when a
+//! segment rolls and at clean shutdown (format and lifecycle in [`super::snapshot`]).
+//! [`ProducerStateManager::load`] starts from the latest readable snapshot at or below the
+//! log end offset (deleting those above it) and replays the batch headers from its offset
+//! on — one 61-byte read per batch, no record bytes; without a usable snapshot it scans
+//! every segment — so a retry that arrives after a restart is still recognised.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::log::batch::BatchHeader;
 use crate::log::{Log, LogError};
 use crate::Error;
+
+use super::snapshot;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`; the producer has at
 /// most `max.in.flight.requests.per.connection` = 5 in flight when idempotent).
@@ -109,13 +113,37 @@ impl ProducerStateManager {
     /// Rebuilds the state of `log` from its batch headers (see the module's crash
     /// behaviour). Reads files: call it off the arbiter threads.
     pub(crate) fn load(log: &Log, now_ms: i64) -> Result<ProducerStateManager, LogError> {
-        let mut state = ProducerStateManager::default();
-        let log_start = log.log_start_offset();
+        Ok(Self::load_counting(log, now_ms)?.0)
+    }
+
+    /// [`load`](Self::load), also returning how many batch headers it read.
+    pub(crate) fn load_counting(
+        log: &Log,
+        now_ms: i64,
+    ) -> Result<(ProducerStateManager, usize), LogError> {
+        let dir = log.dir();
+        let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
+        let removed = snapshot::delete_above(dir, log_end)?;
+        if removed > 0 {
+            tracing::info!(dir = %dir.display(), removed, log_end, "deleted producer-state snapshots above the log end offset");
+        }
+        let (mut state, from) = Self::latest_snapshot(log, now_ms)?;
+        let mut headers_read = 0usize;
         for segment in log.segments() {
-            let mut position = 0u64;
+            if segment.next_offset()? <= from {
+                continue;
+            }
+            // The snapshot's offset is a batch boundary: start at the batch holding it.
+            let mut position = if from > segment.base_offset() {
+                segment.translate_offset(from)?.map_or(0, |(_, p)| p)
+            } else {
+                0
+            };
             while let Some(h) = segment.read_header_at(position)? {
                 position += h.size() as u64;
-                if !h.has_producer_id()
+                headers_read += 1;
+                if h.base_offset < from
+                    || !h.has_producer_id()
                     || h.is_control()
                     || h.base_sequence < 0
                     || h.last_offset() < log_start
@@ -130,7 +158,97 @@ impl ProducerStateManager {
                 state.update(&h, log_append_time, now_ms);
             }
         }
-        Ok(state)
+        state.truncate_head(log_start);
+        Ok((state, headers_read))
+    }
+
+    /// The latest readable snapshot at or below the log end offset with its offset, else
+    /// an empty state from offset `i64::MIN` (scan everything).
+    fn latest_snapshot(log: &Log, now_ms: i64) -> Result<(ProducerStateManager, i64), LogError> {
+        let dir = log.dir();
+        for offset in snapshot::list(dir)?.into_iter().rev() {
+            if offset > log.log_end_offset() {
+                continue;
+            }
+            let Some(bytes) = snapshot::read(dir, offset)? else {
+                continue;
+            };
+            match Self::decode_snapshot(&bytes, now_ms) {
+                Ok(state) => {
+                    tracing::debug!(dir = %dir.display(), offset, producers = state.len(), "loaded producer-state snapshot");
+                    return Ok((state, offset));
+                }
+                Err(reason) => {
+                    tracing::warn!(dir = %dir.display(), offset, %reason, "ignoring unreadable producer-state snapshot")
+                }
+            }
+        }
+        Ok((ProducerStateManager::default(), i64::MIN))
+    }
+
+    /// The state as a snapshot file's bytes ([`super::snapshot`] describes the format).
+    pub(crate) fn encode_snapshot(&self) -> Vec<u8> {
+        let mut pids: Vec<i64> = self.producers.keys().copied().collect();
+        pids.sort_unstable();
+        let mut body = Vec::with_capacity(4 + pids.len() * (11 + 32 * NUM_BATCHES_TO_RETAIN));
+        body.extend_from_slice(&(pids.len() as u32).to_be_bytes());
+        for pid in pids {
+            let Some(e) = self.producers.get(&pid) else {
+                continue;
+            };
+            body.extend_from_slice(&pid.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.push(e.batches.len() as u8);
+            for b in &e.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.base_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.log_append_time.to_be_bytes());
+            }
+        }
+        snapshot::frame(&body)
+    }
+
+    /// Parses [`encode_snapshot`](Self::encode_snapshot)'s bytes; every producer's last
+    /// update is `now_ms`. `Err`: why the snapshot cannot be used.
+    pub(crate) fn decode_snapshot(
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<ProducerStateManager, String> {
+        let mut r = Reader(snapshot::unframe(bytes)?);
+        let count = r.u32()?;
+        let mut producers = HashMap::new();
+        for _ in 0..count {
+            let pid = r.i64()?;
+            let epoch = r.i16()?;
+            let n = usize::from(r.u8()?);
+            if n == 0 || n > NUM_BATCHES_TO_RETAIN {
+                return Err(format!("producer {pid} has {n} batches"));
+            }
+            let mut batches = VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN);
+            for _ in 0..n {
+                batches.push_back(BatchMetadata {
+                    first_seq: r.i32()?,
+                    last_seq: r.i32()?,
+                    base_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                    log_append_time: r.i64()?,
+                });
+            }
+            let entry = ProducerEntry {
+                epoch,
+                batches,
+                last_update_ms: now_ms,
+            };
+            if producers.insert(pid, entry).is_some() {
+                return Err(format!("producer {pid} appears twice"));
+            }
+        }
+        if !r.0.is_empty() {
+            return Err(format!("{} trailing bytes", r.0.len()));
+        }
+        Ok(ProducerStateManager { producers })
     }
 
     /// Number of producers with state.
@@ -227,6 +345,35 @@ impl ProducerStateManager {
         self.producers
             .retain(|_, e| e.last_offset().is_some_and(|o| o >= log_start_offset));
         before - self.producers.len()
+    }
+}
+
+/// Big-endian reads off the front of a snapshot body.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| "truncated snapshot body".to_string())?;
+        self.0 = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn i16(&mut self) -> Result<i16, String> {
+        Ok(i16::from_be_bytes(self.take()?))
+    }
+    fn i32(&mut self) -> Result<i32, String> {
+        Ok(i32::from_be_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_be_bytes(self.take()?))
     }
 }
 
@@ -374,6 +521,119 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_reject_corruption() {
+        let mut state = ProducerStateManager::default();
+        for i in 0..7 {
+            append(&mut state, header(1, 2, i, 1, i as i64));
+        }
+        append(&mut state, header(9, 0, 40, 3, 7));
+        let bytes = state.encode_snapshot();
+        let loaded = ProducerStateManager::decode_snapshot(&bytes, 123).unwrap();
+        assert_eq!(loaded.len(), 2);
+        let e = &loaded.producers[&1];
+        assert_eq!((e.epoch, e.batches.len(), e.last_update_ms), (2, 5, 123));
+        assert_eq!(e.batches, state.producers[&1].batches);
+        assert_eq!(loaded.producers[&9].batches, state.producers[&9].batches);
+        assert_eq!(
+            ProducerStateManager::default().encode_snapshot().len(),
+            snapshot::HEADER_SIZE + 4
+        );
+        // Any flipped byte or a torn tail is detected.
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(
+                ProducerStateManager::decode_snapshot(&bad, 0).is_err(),
+                "byte {i}"
+            );
+        }
+        assert!(ProducerStateManager::decode_snapshot(&bytes[..bytes.len() - 8], 0).is_err());
+    }
+
+    /// A leader-appended batch of `records` records from producer `pid`.
+    fn idempotent(pid: i64, seq: i32, records: i32) -> Vec<u8> {
+        use crate::log::batch::{build_batch, encode_record, BatchSpec};
+        let mut encoded = Vec::new();
+        for i in 0..records {
+            encode_record(&mut encoded, i, 0, Some(b"k"), Some(b"v"));
+        }
+        let spec = BatchSpec {
+            base_offset: 0,
+            partition_leader_epoch: -1,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 1_000,
+            max_timestamp: 1_000,
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: seq,
+        };
+        build_batch(&spec, &encoded, records).unwrap()
+    }
+
+    #[test]
+    fn load_replays_only_the_batches_after_the_latest_good_snapshot() {
+        use crate::log::config::LogConfig;
+        use crate::log::log::LogOpenOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 200,
+            segment_index_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(dir.path(), config, LogOpenOptions::default()).unwrap();
+        let mut state = ProducerStateManager::default();
+        let mut snapshot_at = Vec::new();
+        for seq in 0..12 {
+            let segments = log.segment_count();
+            let mut records = idempotent(5, seq, 1);
+            log.append_as_leader(&mut records, 0, 1_000).unwrap();
+            if log.segment_count() > segments {
+                let base = *log.segment_bases().last().unwrap();
+                snapshot::write(dir.path(), base, &state.encode_snapshot()).unwrap();
+                snapshot_at.push(base);
+            }
+            let h = BatchHeader::parse(&records).unwrap();
+            state.on_appended(&[h], -1, 1_000);
+        }
+        assert!(snapshot_at.len() >= 3, "{snapshot_at:?}");
+        let kept = snapshot::list(dir.path()).unwrap();
+        assert_eq!(kept, snapshot_at[snapshot_at.len() - 2..]);
+        let (latest, older) = (kept[1], kept[0]);
+        let leo = log.log_end_offset();
+
+        let (loaded, read) = ProducerStateManager::load_counting(&log, 0).unwrap();
+        assert_eq!(loaded.producers[&5].batches, state.producers[&5].batches);
+        assert_eq!(read as i64, leo - latest, "only the tail is read");
+
+        // A corrupt latest snapshot: the older one is used.
+        let path = snapshot::snapshot_path(dir.path(), latest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let (loaded, read) = ProducerStateManager::load_counting(&log, 0).unwrap();
+        assert_eq!(loaded.producers[&5].batches, state.producers[&5].batches);
+        assert_eq!(read as i64, leo - older);
+
+        // Both unreadable: a full scan.
+        std::fs::write(snapshot::snapshot_path(dir.path(), older), b"torn").unwrap();
+        let (loaded, read) = ProducerStateManager::load_counting(&log, 0).unwrap();
+        assert_eq!(loaded.producers[&5].batches, state.producers[&5].batches);
+        assert_eq!(read as i64, leo);
+
+        // Truncation below a snapshot deletes it at the next load.
+        log.truncate_to(older, 1_000).unwrap();
+        let (loaded, _) = ProducerStateManager::load_counting(&log, 0).unwrap();
+        assert_eq!(snapshot::list(dir.path()).unwrap(), vec![older]);
+        assert_eq!(
+            loaded.producers[&5].last_offset(),
+            Some(older - 1),
+            "state ends at the new log end"
+        );
     }
 
     #[test]
