@@ -77,6 +77,7 @@ pub async fn start(
     options.controller.broker_id = options.broker_id;
     options.controller.log_defaults = options.log_defaults.clone();
     let cluster_id = ensure_cluster_id(&coordination).await?;
+    check_meta_properties(&options.replicas.data_dir, options.broker_id, &cluster_id)?;
     let metadata = MetadataCache::start(Arc::clone(&coordination)).await?;
     let manager = ReplicaManager::open(options.replicas.clone())?;
     let replicas = manager.replicas();
@@ -325,5 +326,53 @@ mod tests {
         let config = with_dynamic_broker_config(&file, &props(&[("num.partitions", "3")])).unwrap();
         assert_eq!(config, file);
         assert!(with_dynamic_broker_config(&file, &props(&[("log.segment.bytes", "-1")])).is_err());
+    }
+}
+
+/// `<data_dir>/meta.properties` (Kafka's format: `version`, `broker.id`, `cluster.id`)
+/// ties a data directory to one broker of one cluster. Written on the first start;
+/// afterwards a different broker id or cluster id is refused, so a directory is never
+/// served by the wrong broker or joined to another cluster (e.g. a config pointing at the
+/// wrong coordination root).
+pub fn check_meta_properties(
+    data_dir: &std::path::Path,
+    broker_id: i32,
+    cluster_id: &str,
+) -> Result<()> {
+    use crate::log::LogError;
+    let path = data_dir.join("meta.properties");
+    let invalid = |reason: String| Error::InvalidRequest(format!("{}: {reason}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props: BTreeMap<&str, &str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            let found_broker = props.get("broker.id").and_then(|v| v.parse::<i32>().ok());
+            if found_broker != Some(broker_id) {
+                return Err(invalid(format!(
+                    "the data directory belongs to broker.id {}, not {broker_id}",
+                    props.get("broker.id").unwrap_or(&"<missing>")
+                )));
+            }
+            if props.get("cluster.id") != Some(&cluster_id) {
+                return Err(invalid(format!(
+                    "the data directory belongs to cluster {}, but the coordination service is cluster {cluster_id}",
+                    props.get("cluster.id").unwrap_or(&"<missing>")
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(LogError::io("create", data_dir))?;
+            let text = format!(
+                "#Written by Sluice\nversion=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n"
+            );
+            crate::log::files::write_atomically(&path, text.as_bytes())?;
+            Ok(())
+        }
+        Err(e) => Err(LogError::io("read", &path)(e).into()),
     }
 }

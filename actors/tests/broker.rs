@@ -136,3 +136,22 @@ async fn create_produce_fetch_shutdown_restart() {
     );
     b.shutdown().await.unwrap();
 }
+
+#[test]
+fn meta_properties_ties_a_data_dir_to_one_broker_of_one_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    broker::check_meta_properties(dir.path(), 1, "clusterA").unwrap();
+    let text = std::fs::read_to_string(dir.path().join("meta.properties")).unwrap();
+    assert!(text.contains("broker.id=1") && text.contains("cluster.id=clusterA"));
+    broker::check_meta_properties(dir.path(), 1, "clusterA").unwrap();
+    let wrong_broker = broker::check_meta_properties(dir.path(), 2, "clusterA").unwrap_err();
+    assert!(
+        wrong_broker.to_string().contains("broker.id 1"),
+        "{wrong_broker}"
+    );
+    let wrong_cluster = broker::check_meta_properties(dir.path(), 1, "clusterB").unwrap_err();
+    assert!(
+        wrong_cluster.to_string().contains("clusterA"),
+        "{wrong_cluster}"
+    );
+}
