@@ -300,35 +300,6 @@ async fn sync_replicas(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn dynamic_broker_config_overrides_the_file_defaults() {
-        let file = LogConfig::from_broker_props(&props(&[("log.retention.ms", "1000")])).unwrap();
-        assert_eq!(
-            with_dynamic_broker_config(&file, &BTreeMap::new()).unwrap(),
-            file
-        );
-        let dynamic = props(&[("log.retention.hours", "2"), ("log.segment.bytes", "4096")]);
-        let config = with_dynamic_broker_config(&file, &dynamic).unwrap();
-        assert_eq!(config.retention_ms, 7_200_000);
-        assert_eq!(config.segment_bytes, 4096);
-        // Keys that are not topic-config synonyms are ignored here.
-        let config = with_dynamic_broker_config(&file, &props(&[("num.partitions", "3")])).unwrap();
-        assert_eq!(config, file);
-        assert!(with_dynamic_broker_config(&file, &props(&[("log.segment.bytes", "-1")])).is_err());
-    }
-}
-
 /// `<data_dir>/meta.properties` (Kafka's format: `version`, `broker.id`, `cluster.id`)
 /// ties a data directory to one broker of one cluster. Written on the first start;
 /// afterwards a different broker id or cluster id is refused, so a directory is never
@@ -374,5 +345,34 @@ pub fn check_meta_properties(
             Ok(())
         }
         Err(e) => Err(LogError::io("read", &path)(e).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dynamic_broker_config_overrides_the_file_defaults() {
+        let file = LogConfig::from_broker_props(&props(&[("log.retention.ms", "1000")])).unwrap();
+        assert_eq!(
+            with_dynamic_broker_config(&file, &BTreeMap::new()).unwrap(),
+            file
+        );
+        let dynamic = props(&[("log.retention.hours", "2"), ("log.segment.bytes", "4096")]);
+        let config = with_dynamic_broker_config(&file, &dynamic).unwrap();
+        assert_eq!(config.retention_ms, 7_200_000);
+        assert_eq!(config.segment_bytes, 4096);
+        // Keys that are not topic-config synonyms are ignored here.
+        let config = with_dynamic_broker_config(&file, &props(&[("num.partitions", "3")])).unwrap();
+        assert_eq!(config, file);
+        assert!(with_dynamic_broker_config(&file, &props(&[("log.segment.bytes", "-1")])).is_err());
     }
 }
