@@ -119,6 +119,26 @@ pub fn tail(s: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The body of a test broker's `[config]` table: one partition, replication factor 1,
+/// auto-creation on — each replaced by `extra` when it names the same key.
+fn config_table(extra: &[(&str, &str)]) -> String {
+    let mut keys: Vec<(&str, &str)> = vec![
+        ("num.partitions", "1"),
+        ("default.replication.factor", "1"),
+        ("min.insync.replicas", "1"),
+        ("auto.create.topics.enable", "true"),
+    ];
+    for (k, v) in extra {
+        match keys.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v,
+            None => keys.push((k, v)),
+        }
+    }
+    keys.iter()
+        .map(|(k, v)| format!("\"{k}\" = {v}\n"))
+        .collect()
+}
+
 /// One broker process with its own config and data dir; killed on drop.
 pub struct Broker {
     pub dir: TempDir,
@@ -137,6 +157,12 @@ impl Broker {
 
     /// A broker coordinated as `coordination` says.
     pub fn start_with(coordination: Coordination) -> Broker {
+        Broker::start_with_config(coordination, &[])
+    }
+
+    /// A broker coordinated as `coordination` says, with `extra` broker keys in its
+    /// `[config]` (Kafka's names; a key given here replaces the harness's default).
+    pub fn start_with_config(coordination: Coordination, extra: &[(&str, &str)]) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-clients-")
             .tempdir()
@@ -154,12 +180,10 @@ impl Broker {
              {coordination}\
              \n\
              [config]\n\
-             \"num.partitions\" = 1\n\
-             \"default.replication.factor\" = 1\n\
-             \"min.insync.replicas\" = 1\n\
-             \"auto.create.topics.enable\" = true\n",
+             {config}",
             data = data.display(),
             coordination = coordination.toml(),
+            config = config_table(extra),
         );
         fs::write(&config, text).expect("write config");
         let log = dir.path().join("broker.log");
