@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::handlers::{self, api_versions, Context, Reply};
 use crate::protocol::{
-    decode_request, parse_frame, DecodeError, FetchResponsePiece, RequestOutcome,
+    decode_request, parse_frame, FetchResponsePiece, RequestOutcome,
 };
 
 /// Requests read ahead of the response being written: the reader waits when this many are
@@ -84,7 +84,7 @@ pub async fn run(
                 }
             };
             let head = frame.slice(..frame.len().min(64));
-            let queued = match decode_lenient(frame) {
+            let queued = match decode_request(frame) {
                 RequestOutcome::Request(request) => {
                     tracing::trace!(key = ?request.key(), "request");
                     let ctx = ctx.clone();
@@ -150,23 +150,6 @@ pub async fn run(
     drop(tx);
     if let Err(e) = writer.await {
         tracing::warn!(error = %e, "connection writer failed");
-    }
-}
-
-/// [`decode_request`], tolerating bytes after the request body as Kafka does (its parser
-/// reads the fields it knows and ignores the rest): librdkafka 2.16 sends Metadata v13 with
-/// three bytes after the body. The codec refuses them (`DecodeError::TrailingBytes`), so the
-/// frame is decoded again without them.
-fn decode_lenient(frame: Bytes) -> RequestOutcome {
-    match decode_request(frame.clone()) {
-        RequestOutcome::Malformed {
-            key,
-            error: DecodeError::TrailingBytes { trailing, .. },
-        } if trailing <= frame.len() => {
-            tracing::debug!(?key, trailing, "ignoring bytes after the request body");
-            decode_request(frame.slice(..frame.len() - trailing))
-        }
-        outcome => outcome,
     }
 }
 

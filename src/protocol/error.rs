@@ -86,16 +86,6 @@ pub enum DecodeError {
         /// The decoder's error chain.
         reason: String,
     },
-    /// The request decoded but bytes were left over after it.
-    #[error("{api_key:?} v{version}: {trailing} bytes left after the request body")]
-    TrailingBytes {
-        /// The request's API.
-        api_key: ApiKey,
-        /// The request's version.
-        version: i16,
-        /// Bytes left unread.
-        trailing: usize,
-    },
 }
 
 /// A response Sluice could not encode. Always a bug on our side: a handler filled a field the

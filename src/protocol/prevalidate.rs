@@ -157,7 +157,7 @@ static REQUEST_HEADER: StructSchema = StructSchema {
 
 /// Walks a whole request frame (header at `header_version`, then the `api_key` body at
 /// `version`) and checks that kafka-protocol can decode it within bounded memory: see the
-/// module documentation. `Ok` also means the walk consumed the frame exactly.
+/// module documentation. Bytes after the body are ignored (Kafka does the same).
 pub(crate) fn check_request(
     frame: &[u8],
     header_version: i16,
@@ -174,13 +174,8 @@ pub(crate) fn check_request(
     let mut walk = Walk::new(frame);
     walk.walk_struct(&REQUEST_HEADER, header_version)?;
     walk.walk_struct(body, version)?;
-    if walk.remaining() != 0 {
-        return Err(DecodeError::TrailingBytes {
-            api_key,
-            version,
-            trailing: walk.remaining(),
-        });
-    }
+    // Bytes after the body are left alone, as Kafka's parser does: the decoders never read
+    // them, so they size nothing.
     Ok(())
 }
 
