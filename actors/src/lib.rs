@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod controller;
 mod error;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod replica;
