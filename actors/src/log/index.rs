@@ -195,6 +195,12 @@ impl OffsetIndex {
         self.file.append(&e)
     }
 
+    /// Allocates disk blocks for the next `n` entries now, so that a full disk fails the
+    /// append before its batches are written rather than half-way (or with a SIGBUS).
+    pub fn reserve(&mut self, n: usize) -> Result<()> {
+        self.file.reserve_entries(n)
+    }
+
     /// Drops entries for offsets >= `offset`.
     pub fn truncate_to(&mut self, offset: i64) {
         let keep = entries_below(self.entries(), |i| self.entry(i).map(|e| e.offset), offset);
@@ -299,6 +305,12 @@ impl TimeIndex {
         e[..8].copy_from_slice(&timestamp.to_be_bytes());
         e[8..].copy_from_slice(&((offset - self.base_offset) as i32).to_be_bytes());
         self.file.append(&e)
+    }
+
+    /// Allocates disk blocks for the next `n` entries now, so that a full disk fails the
+    /// append before its batches are written rather than half-way (or with a SIGBUS).
+    pub fn reserve(&mut self, n: usize) -> Result<()> {
+        self.file.reserve_entries(n)
     }
 
     /// Drops entries for offsets >= `offset`.

@@ -9,17 +9,31 @@
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
 
 use crate::log::{LogError, Result};
 
+/// How much of an index file is backed by allocated disk blocks ahead of the entries, at
+/// most: see [`IndexFile::append`].
+const RESERVE_CHUNK: usize = 64 * 1024;
+
+/// Zeros written to reserve blocks.
+static ZEROS: [u8; RESERVE_CHUNK] = [0; RESERVE_CHUNK];
+
 /// A file of fixed-size entries, mapped read-write, with room for `capacity` bytes.
 ///
 /// Not thread-safe; owned by one segment. After a crash the file may carry a
 /// preallocated zero tail: callers decide how many leading entries are real
 /// ([`IndexFile::set_entries`]).
+///
+/// The file is grown sparse (`set_len`), and a store through the map into a hole of a full
+/// file system cannot fail politely: the kernel raises SIGBUS and the process dies. So no
+/// entry is ever stored beyond `reserved`, the prefix whose blocks were allocated by an
+/// ordinary `pwrite` of zeros — which on a full disk returns ENOSPC, an error the append
+/// reports (KAFKA_STORAGE_ERROR) while the broker keeps running.
 #[derive(Debug)]
 pub(crate) struct IndexFile {
     path: PathBuf,
@@ -27,6 +41,9 @@ pub(crate) struct IndexFile {
     mmap: Option<MmapMut>,
     entry_size: usize,
     entries: usize,
+    /// Bytes from the start known to be backed by allocated blocks (written through `pwrite`
+    /// or holding entries found at open).
+    reserved: usize,
 }
 
 impl IndexFile {
@@ -48,6 +65,7 @@ impl IndexFile {
             mmap: None,
             entry_size,
             entries: len / entry_size,
+            reserved: 0,
         };
         index.remap(len)?;
         Ok((index, len % entry_size != 0))
@@ -90,6 +108,8 @@ impl IndexFile {
     /// Declares how many leading entries are real (after a scan of what was found).
     pub(crate) fn set_entries(&mut self, n: usize) {
         self.entries = n.min(self.max_entries());
+        // Entries found in the file occupy allocated blocks.
+        self.reserved = self.reserved.max(self.entries * self.entry_size);
     }
 
     /// The bytes of entry `i`, if it exists.
@@ -106,10 +126,15 @@ impl IndexFile {
         self.mmap.as_deref().unwrap_or(&[])
     }
 
-    /// Appends one entry. The caller checks [`IndexFile::is_full`] first.
+    /// Appends one entry. The caller checks [`IndexFile::is_full`] first. Before the entries
+    /// reach unreserved bytes, the next chunk is reserved with a `pwrite` of zeros (see the
+    /// type's doc): a full disk fails here with an I/O error instead of a SIGBUS.
     pub(crate) fn append(&mut self, entry: &[u8]) -> Result<()> {
         debug_assert_eq!(entry.len(), self.entry_size);
         let start = self.entries * self.entry_size;
+        if start + entry.len() > self.reserved {
+            self.reserve(start + entry.len())?;
+        }
         let map = self
             .mmap
             .as_mut()
@@ -120,6 +145,33 @@ impl IndexFile {
             })?;
         map[start..start + entry.len()].copy_from_slice(entry);
         self.entries += 1;
+        Ok(())
+    }
+
+    /// Makes sure the next `n` entries land on allocated blocks (see the type's doc), so that
+    /// a segment can check for room before it writes a batch, rather than fail half-way.
+    pub(crate) fn reserve_entries(&mut self, n: usize) -> Result<()> {
+        let needed = ((self.entries + n) * self.entry_size).min(self.capacity());
+        if needed > self.reserved {
+            self.reserve(needed)?;
+        }
+        Ok(())
+    }
+
+    /// Allocates blocks for the bytes up to at least `needed` (a chunk at a time, never past
+    /// the mapped capacity) by writing zeros there. Only bytes past the entries are written.
+    fn reserve(&mut self, needed: usize) -> Result<()> {
+        let from = self.reserved.max(self.entries * self.entry_size);
+        let to = (from + RESERVE_CHUNK).max(needed).min(self.capacity());
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(RESERVE_CHUNK);
+            self.file
+                .write_all_at(&ZEROS[..n], at as u64)
+                .map_err(LogError::io("reserve", &self.path))?;
+            at += n;
+        }
+        self.reserved = to.max(self.reserved);
         Ok(())
     }
 
@@ -149,6 +201,7 @@ impl IndexFile {
         self.file
             .set_len(bytes as u64)
             .map_err(LogError::io("resize", &self.path))?;
+        self.reserved = self.reserved.min(bytes);
         self.remap(bytes)
     }
 

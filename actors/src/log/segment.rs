@@ -261,9 +261,19 @@ impl Segment {
                 self.log_path.display()
             )));
         }
-        self.log
-            .write_all_at(bytes, self.size)
-            .map_err(LogError::io("write", &self.log_path))?;
+        // Room in the indexes first: a full disk then refuses the append before any byte
+        // of it is written, and the index stores below can no longer fail.
+        self.offset_index.reserve(batches.len())?;
+        self.time_index.reserve(batches.len() + 1)?;
+        if let Err(e) = self.log.write_all_at(bytes, self.size) {
+            // A full disk (ENOSPC) or a failing one: part of the batches may be in the file.
+            // Cut it off so nothing half-written is ever read, recovered or appended after;
+            // the append is refused and later ones start at the same position.
+            if let Err(cut) = self.log.set_len(self.size) {
+                tracing::error!(path = %self.log_path.display(), error = %cut, "cannot cut a failed append off the segment");
+            }
+            return Err(LogError::io("write", &self.log_path)(e));
+        }
         let mut position = self.size;
         for b in batches {
             self.track_batch(&b.header, position)?;
