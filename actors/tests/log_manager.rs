@@ -202,3 +202,49 @@ fn partitions_are_listed_and_deleted_crash_safely() {
     );
     assert!(!manager.partition_dir(&tps[1]).exists());
 }
+
+/// A corrupt checkpoint file does not stop the data dir from opening: it is logged and
+/// the safe default follows — a corrupt recovery-point checkpoint makes every log recover
+/// as after a crash (even with the clean-shutdown marker), a corrupt cleaner checkpoint
+/// restarts cleaning from the start. Every record is still served.
+#[test]
+fn corrupt_checkpoints_fall_back_to_safe_defaults() {
+    for (file, garbage) in [
+        ("recovery-point-offset-checkpoint", "0\n1\norders 0 zz\n"),
+        ("recovery-point-offset-checkpoint", "\u{0}\u{1}garbage"),
+        ("log-start-offset-checkpoint", "7\n"),
+        ("cleaner-offset-checkpoint", "0\n5\norders 0 1\n"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("orders", 0);
+        let mut manager = LogManager::open(dir.path()).unwrap();
+        let mut log = manager
+            .open_log(&tp, small_segments(), Some("id-1"), NOW)
+            .unwrap();
+        append(&mut log, 20);
+        manager.set_cleaner_offset(&tp, 5).unwrap();
+        manager.shutdown([(tp.clone(), log)], NOW).unwrap();
+        std::fs::write(dir.path().join(file), garbage).unwrap();
+
+        let manager = LogManager::open(dir.path())
+            .unwrap_or_else(|e| panic!("{file} {garbage:?}: the data dir did not open: {e}"));
+        if file.starts_with("recovery-point") {
+            assert!(
+                !manager.had_clean_shutdown(),
+                "{file}: without recovery points the logs must be recovered"
+            );
+        }
+        if file.starts_with("cleaner") {
+            assert_eq!(manager.cleaner_offset(&tp), 0, "{file}");
+        }
+        let log = manager
+            .open_log(&tp, small_segments(), Some("id-1"), NOW)
+            .unwrap();
+        assert_eq!(log.log_end_offset(), 20, "{file}");
+        assert_eq!(log.log_start_offset(), 0, "{file}");
+        for offset in 0..20 {
+            let info = log.read(offset, 1, None, true).unwrap();
+            assert!(info.slice.is_some(), "{file}: offset {offset}");
+        }
+    }
+}

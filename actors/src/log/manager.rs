@@ -61,20 +61,32 @@ impl LogManager {
     pub fn open(data_dir: &Path) -> Result<LogManager> {
         std::fs::create_dir_all(data_dir).map_err(LogError::io("create", data_dir))?;
         let marker = data_dir.join(CLEAN_SHUTDOWN);
-        let clean_shutdown = marker.exists();
+        let mut clean_shutdown = marker.exists();
+        let recovery_points = read_checkpoint_or_forget(
+            &data_dir.join(RECOVERY_POINT_CHECKPOINT),
+            "every log is recovered from its first segment",
+        )?;
+        if recovery_points.is_none() {
+            // Without recovery points a clean shutdown proves nothing about the logs.
+            clean_shutdown = false;
+        }
         let manager = LogManager {
             data_dir: data_dir.to_path_buf(),
             clean_shutdown,
-            recovery_points: OffsetCheckpointFile::new(data_dir.join(RECOVERY_POINT_CHECKPOINT))
-                .read()?,
-            log_start_offsets: OffsetCheckpointFile::new(
-                data_dir.join(LOG_START_OFFSET_CHECKPOINT),
-            )
-            .read()?,
-            cleaner_offsets: OffsetCheckpointFile::new(data_dir.join(CLEANER_OFFSET_CHECKPOINT))
-                .read()?,
+            recovery_points: recovery_points.unwrap_or_default(),
+            log_start_offsets: read_checkpoint_or_forget(
+                &data_dir.join(LOG_START_OFFSET_CHECKPOINT),
+                "each log starts at its first segment; records removed by DeleteRecords \
+                 inside that segment are served again until retention deletes it",
+            )?
+            .unwrap_or_default(),
+            cleaner_offsets: read_checkpoint_or_forget(
+                &data_dir.join(CLEANER_OFFSET_CHECKPOINT),
+                "compacted logs are cleaned again from their start",
+            )?
+            .unwrap_or_default(),
         };
-        if clean_shutdown {
+        if marker.exists() {
             std::fs::remove_file(&marker).map_err(LogError::io("remove", &marker))?;
             files::sync_dir(data_dir)?;
         } else {
@@ -242,5 +254,22 @@ impl LogManager {
         }
         self.checkpoint(offsets)?;
         files::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN), b"")
+    }
+}
+
+/// Reads an offset checkpoint of the data dir. A corrupt one does not stop the broker: it
+/// is logged as an error naming the file and what follows (`outcome`), and answered `None`
+/// — the caller falls back to the safe default. I/O errors (an unreadable disk) still fail.
+pub(crate) fn read_checkpoint_or_forget(
+    path: &Path,
+    outcome: &str,
+) -> Result<Option<BTreeMap<TopicPartition, i64>>> {
+    match OffsetCheckpointFile::new(path.to_path_buf()).read() {
+        Ok(entries) => Ok(Some(entries)),
+        Err(LogError::CorruptFile { path, reason }) => {
+            tracing::error!(file = %path.display(), %reason, "corrupt checkpoint file ignored: {outcome}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }

@@ -53,7 +53,7 @@ use actix::{
 };
 
 use crate::log::checkpoint::{OffsetCheckpointFile, TopicPartition};
-use crate::log::manager::{LogManager, LogOffsets};
+use crate::log::manager::{read_checkpoint_or_forget, LogManager, LogOffsets};
 use crate::{Error, Result};
 
 use super::config::{schedule, ReplicaManagerConfig};
@@ -208,9 +208,11 @@ impl ReplicaManager {
             ));
         }
         let log_manager = LogManager::open(&config.data_dir)?;
-        let high_watermarks =
-            OffsetCheckpointFile::new(config.data_dir.join(REPLICATION_OFFSET_CHECKPOINT))
-                .read()?;
+        let high_watermarks = read_checkpoint_or_forget(
+            &config.data_dir.join(REPLICATION_OFFSET_CHECKPOINT),
+            "high watermarks restart at each log's start until its leader advances them",
+        )?
+        .unwrap_or_default();
         let arbiters = (0..config.num_arbiters.max(1))
             .map(|_| Arbiter::new().handle())
             .collect();
