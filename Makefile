@@ -4,12 +4,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= config/single-node.toml
 
-.PHONY: deps venv node_modules run test lint bench help
+.PHONY: deps venv node_modules run test lint bench fuzz help
 
 help:
 	@echo "make run    build and run a single-node broker from $(CONFIG)"
 	@echo "make test   formatting, clippy and every test (what CI runs)"
 	@echo "make bench  benchmarks (log engine append/read vs the disk's own bandwidth)"
+	@echo "make fuzz   the fuzz targets for FUZZ_SECONDS each (default 300; FUZZ_SAVE=1 grows the corpus)"
 
 # Prerequisites: protoc and the well-known .proto includes (etcd-client's build); the real
 # ZooKeeper and etcd servers the coordination tests start on loopback ports.
@@ -74,3 +75,10 @@ test: lint venv node_modules
 bench: deps
 	$(CARGO) bench -p sluice-actors --bench log_append
 	$(CARGO) bench -p sluice-coordination --bench coordination
+
+# The fuzz targets (tests/fuzz.rs) for longer than `make test`'s fixed-seed smoke run:
+# FUZZ_SECONDS per target (default 300); FUZZ_SAVE=1 adds inputs with new outcomes to
+# tests/fuzz/corpus/ (replayed by `make test`); failing inputs land in tests/fuzz/crashes/.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --test fuzz -- --ignored --nocapture

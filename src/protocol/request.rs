@@ -80,9 +80,9 @@ macro_rules! define_request {
                 }
             }
 
-            /// The default request of `api_key`, for tests.
-            #[cfg(test)]
-            pub(crate) fn default_for(api_key: ApiKey) -> Option<Request> {
+            /// The default request of `api_key` (every field at its default), for tests and
+            /// the fuzz harness's seeds.
+            pub fn default_for(api_key: ApiKey) -> Option<Request> {
                 match api_key {
                     $(ApiKey::$api => Some(Request::$api(Default::default())),)*
                     _ => None,
