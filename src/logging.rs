@@ -30,7 +30,34 @@ pub fn init(level: Option<&str>) -> Result<(), ConfigError> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init()
-        .map_err(|err| ConfigError::Logging(err.to_string()))
+        .map_err(|err| ConfigError::Logging(err.to_string()))?;
+    log_panics();
+    Ok(())
+}
+
+/// Routes panics into the log: a panic is a bug, and the one task it unwinds (a request
+/// handler, a connection, an actor) is contained by tokio/actix while the broker keeps
+/// serving everyone else — so it must be an error line with the thread and location in
+/// the broker's log, not only text on stderr.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "<non-string panic payload>".to_string());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("<unnamed>"),
+            %location,
+            "panic (contained to its task): {message}"
+        );
+    }));
 }
 
 /// The filter [`init`] installs, given `log_level` and the value of `RUST_LOG`.
