@@ -1,15 +1,17 @@
-//! The broker binary spoken to in raw Kafka protocol over real TCP: requests encoded with
-//! the codec's client side (`sluice::protocol::encode_request`), responses decoded with
-//! kafka-protocol. Each test starts its own `sluice` process on a free port with a
-//! temporary config and data dir.
+//! The broker binary spoken to in raw Kafka protocol over real TCP, through the shared raw
+//! client of `tests/support/kafka.rs` (requests and responses in kafka-protocol's types; the
+//! malformed frames are built from the codec's `sluice::protocol::encode_request`). Each test
+//! starts its own `sluice` process on a free port with a temporary config and data dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+mod support;
+
+use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -18,12 +20,13 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use sluice::actors::log::batch;
 use sluice::actors::log::compression::Compression;
-use sluice::protocol::{encode_request, Request};
+use sluice::protocol::encode_request;
+use support::kafka::{decode, Client};
 
 /// One broker process, killed on drop.
 struct Broker {
@@ -81,7 +84,7 @@ impl Broker {
             }
             if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let mut c = Client::new(stream);
-                c.send(&ApiVersionsRequest::default().into(), 0, 1);
+                c.send(&ApiVersionsRequest::default(), 0, 1);
                 if c.try_recv().is_some() {
                     return;
                 }
@@ -101,74 +104,6 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-struct Client {
-    stream: TcpStream,
-}
-
-impl Client {
-    fn new(stream: TcpStream) -> Client {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Client { stream }
-    }
-
-    fn send(&mut self, body: &Request, version: i16, correlation_id: i32) {
-        let frame =
-            encode_request(body, version, correlation_id, Some("broker-protocol-test")).unwrap();
-        self.stream.write_all(&frame).unwrap();
-    }
-
-    /// The next response frame (size prefix removed), or `None` if the connection closed.
-    fn try_recv(&mut self) -> Option<Bytes> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).ok()?;
-        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).ok()?;
-        Some(Bytes::from(body))
-    }
-
-    /// Sends a request and decodes its response.
-    fn call<R: Decodable>(
-        &mut self,
-        body: impl Into<Request>,
-        version: i16,
-        correlation_id: i32,
-    ) -> R {
-        let body = body.into();
-        let api_key = body.api_key();
-        self.send(&body, version, correlation_id);
-        let frame = self.try_recv().expect("connection closed");
-        decode(api_key, version, correlation_id, frame)
-    }
-
-    /// Whether the broker closed the connection (EOF or reset) within the read timeout.
-    fn is_closed(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        match self.stream.read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-            ),
-        }
-    }
-}
-
-fn decode<R: Decodable>(api_key: ApiKey, version: i16, correlation_id: i32, mut frame: Bytes) -> R {
-    let header_version = if api_key == ApiKey::ApiVersions {
-        0
-    } else {
-        api_key.response_header_version(version)
-    };
-    let header = ResponseHeader::decode(&mut frame, header_version).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    let response = R::decode(&mut frame, version).unwrap();
-    assert_eq!(frame.remaining(), 0, "trailing bytes in the response");
-    response
 }
 
 fn now() -> i64 {
@@ -192,7 +127,7 @@ fn create_topic(c: &mut Client, topic: &str, partitions: i32) -> CreateTopicsRes
                 .with_num_partitions(partitions)
                 .with_replication_factor(1)])
             .with_timeout_ms(10_000);
-        let response: CreateTopicsResponse = c.call(request, 4, 7);
+        let response: CreateTopicsResponse = c.call_corr(request, 4, 7);
         if response.topics[0].error_code != 41 || Instant::now() > deadline {
             return response;
         }
@@ -232,7 +167,7 @@ fn api_versions_supported_and_unsupported() {
     let broker = Broker::start();
     let mut c = broker.client();
     for version in [0, 3] {
-        let r: ApiVersionsResponse = c.call(ApiVersionsRequest::default(), version, 2);
+        let r: ApiVersionsResponse = c.call_corr(ApiVersionsRequest::default(), version, 2);
         assert_eq!(r.error_code, 0);
         let keys: Vec<i16> = r.api_keys.iter().map(|a| a.api_key).collect();
         for key in [0, 1, 2, 3, 18, 19, 22] {
@@ -244,7 +179,7 @@ fn api_versions_supported_and_unsupported() {
         }
     }
     // A version from the future: UNSUPPORTED_VERSION in the v0 format, with the ranges.
-    c.send(&ApiVersionsRequest::default().into(), 0, 3);
+    c.send(&ApiVersionsRequest::default(), 0, 3);
     // Rewrite the version field of a v0 frame to 99 (the body of v0 is empty either way).
     let mut frame = encode_request(&ApiVersionsRequest::default().into(), 0, 4, None)
         .unwrap()
@@ -259,7 +194,7 @@ fn api_versions_supported_and_unsupported() {
         .iter()
         .any(|a| a.api_key == 18 && a.max_version >= 3));
     // The connection stays usable.
-    let r: ApiVersionsResponse = c.call(ApiVersionsRequest::default(), 3, 5);
+    let r: ApiVersionsResponse = c.call_corr(ApiVersionsRequest::default(), 3, 5);
     assert_eq!(r.error_code, 0);
 }
 
@@ -273,7 +208,7 @@ fn create_produce_fetch_list_offsets() {
     assert_eq!(created.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
 
     // Metadata v1 (librdkafka 2.0 era) and v12 (topic ids, flexible).
-    let m: MetadataResponse = c.call(
+    let m: MetadataResponse = c.call_corr(
         MetadataRequest::default().with_topics(Some(vec![
             MetadataRequestTopic::default().with_name(Some(name("orders")))
         ])),
@@ -290,7 +225,7 @@ fn create_produce_fetch_list_offsets() {
     assert_eq!(topic.partitions[0].leader_epoch, 0);
     assert!(!topic.topic_id.is_nil());
     let topic_id = topic.topic_id;
-    let m: MetadataResponse = c.call(MetadataRequest::default().with_topics(None), 1, 9);
+    let m: MetadataResponse = c.call_corr(MetadataRequest::default().with_topics(None), 1, 9);
     assert_eq!(m.topics.len(), 1);
 
     // Produce acks=1 then acks=-1 (v9, flexible) and v3.
@@ -302,20 +237,20 @@ fn create_produce_fetch_list_offsets() {
         &[(Some(b"k2"), Some(b"v2")), (None, Some(b"v3"))],
     )
     .unwrap();
-    let p: ProduceResponse = c.call(produce_request("orders", 1, &first), 9, 10);
+    let p: ProduceResponse = c.call_corr(produce_request("orders", 1, &first), 9, 10);
     let part = &p.responses[0].partition_responses[0];
     assert_eq!((part.error_code, part.base_offset), (0, 0), "{p:?}");
-    let p: ProduceResponse = c.call(produce_request("orders", -1, &second), 3, 11);
+    let p: ProduceResponse = c.call_corr(produce_request("orders", -1, &second), 3, 11);
     let part = &p.responses[0].partition_responses[0];
     assert_eq!((part.error_code, part.base_offset), (0, 1), "{p:?}");
     // Unknown topic.
-    let p: ProduceResponse = c.call(produce_request("nope", 1, &first), 9, 12);
+    let p: ProduceResponse = c.call_corr(produce_request("nope", 1, &first), 9, 12);
     assert_eq!(p.responses[0].partition_responses[0].error_code, 3);
 
     // Fetch returns the same batches: the broker rewrites base offset and leader epoch
     // only, which the CRC does not cover; everything from the magic byte on is as sent.
     for version in [4, 11, 12] {
-        let f: FetchResponse = c.call(fetch_request("orders", 0, 100), version, 13);
+        let f: FetchResponse = c.call_corr(fetch_request("orders", 0, 100), version, 13);
         let p = &f.responses[0].partitions[0];
         assert_eq!(p.error_code, 0);
         assert_eq!(p.high_watermark, 3);
@@ -331,13 +266,13 @@ fn create_produce_fetch_list_offsets() {
     let mut request = fetch_request("", 1, 100);
     request.topics[0].topic = TopicName::default();
     request.topics[0].topic_id = topic_id;
-    let f: FetchResponse = c.call(request, 16, 14);
+    let f: FetchResponse = c.call_corr(request, 16, 14);
     assert_eq!(f.responses[0].topic_id, topic_id);
     let p = &f.responses[0].partitions[0];
     assert_eq!(p.error_code, 0);
     assert_eq!(p.records.as_ref().unwrap().len(), second.len());
     // Out of range.
-    let f: FetchResponse = c.call(fetch_request("orders", 50, 0), 12, 15);
+    let f: FetchResponse = c.call_corr(fetch_request("orders", 50, 0), 12, 15);
     assert_eq!(f.responses[0].partitions[0].error_code, 1);
 
     // ListOffsets earliest and latest, v1 and v7.
@@ -349,7 +284,7 @@ fn create_produce_fetch_list_offsets() {
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(0)
                     .with_timestamp(timestamp)])]);
-        let r: ListOffsetsResponse = c.call(request, version, 16);
+        let r: ListOffsetsResponse = c.call_corr(request, version, 16);
         let p = &r.topics[0].partitions[0];
         assert_eq!(
             (p.error_code, p.offset),
@@ -366,7 +301,7 @@ fn create_produce_fetch_list_offsets() {
         let mut request = produce_request("", 1, &first);
         request.topic_data[0].name = TopicName::default();
         request.topic_data[0].topic_id = topic_id;
-        let p: ProduceResponse = c.call(request, 13, 11);
+        let p: ProduceResponse = c.call_corr(request, 13, 11);
         assert_eq!(p.responses[0].topic_id, topic_id);
         let part = &p.responses[0].partition_responses[0];
         assert_eq!((part.error_code, part.base_offset), (0, 3), "{p:?}");
@@ -380,8 +315,8 @@ fn pipelined_responses_keep_request_order_and_acks_zero_is_silent() {
     assert_eq!(create_topic(&mut c, "pipe", 1).topics[0].error_code, 0);
     // A long-poll fetch at the end of the log, then ApiVersions: the second finishes first
     // but is written second.
-    c.send(&fetch_request("pipe", 0, 300).into(), 12, 100);
-    c.send(&ApiVersionsRequest::default().into(), 3, 101);
+    c.send(&fetch_request("pipe", 0, 300), 12, 100);
+    c.send(&ApiVersionsRequest::default(), 3, 101);
     let start = Instant::now();
     let f: FetchResponse = decode(ApiKey::Fetch, 12, 100, c.try_recv().unwrap());
     assert!(
@@ -399,15 +334,15 @@ fn pipelined_responses_keep_request_order_and_acks_zero_is_silent() {
 
     // acks=0: no response; the next request's response comes next.
     let records = batch::simple_batch(Compression::None, now(), &[(None, Some(b"x"))]).unwrap();
-    c.send(&produce_request("pipe", 0, &records).into(), 9, 102);
-    let f: FetchResponse = c.call(fetch_request("pipe", 0, 2000), 12, 103);
+    c.send(&produce_request("pipe", 0, &records), 9, 102);
+    let f: FetchResponse = c.call_corr(fetch_request("pipe", 0, 2000), 12, 103);
     assert_eq!(f.responses[0].partitions[0].high_watermark, 1);
     // A long poll wakes when a record arrives from another connection.
     let mut other = broker.client();
-    c.send(&fetch_request("pipe", 1, 10_000).into(), 12, 104);
+    c.send(&fetch_request("pipe", 1, 10_000), 12, 104);
     std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
-    let p: ProduceResponse = other.call(produce_request("pipe", 1, &records), 9, 1);
+    let p: ProduceResponse = other.call_corr(produce_request("pipe", 1, &records), 9, 1);
     assert_eq!(p.responses[0].partition_responses[0].error_code, 0);
     let f: FetchResponse = decode(ApiKey::Fetch, 12, 104, c.try_recv().unwrap());
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -419,11 +354,7 @@ fn pipelined_responses_keep_request_order_and_acks_zero_is_silent() {
         .is_empty());
 
     // acks=0 to an unknown topic: the connection is closed.
-    c.send(
-        &produce_request("unknown-topic", 0, &records).into(),
-        9,
-        105,
-    );
+    c.send(&produce_request("unknown-topic", 0, &records), 9, 105);
     assert!(c.is_closed());
 }
 
@@ -431,19 +362,19 @@ fn pipelined_responses_keep_request_order_and_acks_zero_is_silent() {
 fn bad_frames_close_only_their_connection() {
     let broker = Broker::start();
     let mut good = broker.client();
-    let _: ApiVersionsResponse = good.call(ApiVersionsRequest::default(), 3, 1);
+    let _: ApiVersionsResponse = good.call_corr(ApiVersionsRequest::default(), 3, 1);
 
     // A negative size.
     let mut bad = broker.client();
     bad.stream.write_all(&(-5i32).to_be_bytes()).unwrap();
     assert!(bad.is_closed());
-    let _: ApiVersionsResponse = good.call(ApiVersionsRequest::default(), 3, 2);
+    let _: ApiVersionsResponse = good.call_corr(ApiVersionsRequest::default(), 3, 2);
 
     // Above socket.request.max.bytes (1 MiB here), before any body arrives.
     let mut bad = broker.client();
     bad.stream.write_all(&(2_000_000i32).to_be_bytes()).unwrap();
     assert!(bad.is_closed());
-    let _: ApiVersionsResponse = good.call(ApiVersionsRequest::default(), 3, 3);
+    let _: ApiVersionsResponse = good.call_corr(ApiVersionsRequest::default(), 3, 3);
 
     // An unknown API key.
     let mut bad = broker.client();
@@ -490,11 +421,11 @@ fn bad_frames_close_only_their_connection() {
 
     // A client that half-closes still gets its answer.
     let mut half = broker.client();
-    half.send(&ApiVersionsRequest::default().into(), 3, 4);
+    half.send(&ApiVersionsRequest::default(), 3, 4);
     half.stream.shutdown(Shutdown::Write).unwrap();
     assert!(half.try_recv().is_some());
 
-    let _: ApiVersionsResponse = good.call(ApiVersionsRequest::default(), 3, 5);
+    let _: ApiVersionsResponse = good.call_corr(ApiVersionsRequest::default(), 3, 5);
 }
 
 #[test]
@@ -509,7 +440,7 @@ fn metadata_auto_creates_topics() {
         .with_include_topic_authorized_operations(true);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let m: MetadataResponse = c.call(request.clone(), 8, 1);
+        let m: MetadataResponse = c.call_corr(request.clone(), 8, 1);
         let t = &m.topics[0];
         assert!(
             t.topic_authorized_operations > 0,
@@ -526,7 +457,7 @@ fn metadata_auto_creates_topics() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Without the flag: UNKNOWN_TOPIC_OR_PARTITION.
-    let m: MetadataResponse = c.call(
+    let m: MetadataResponse = c.call_corr(
         MetadataRequest::default()
             .with_topics(Some(vec![
                 MetadataRequestTopic::default().with_name(Some(name("no-auto")))
@@ -554,7 +485,7 @@ fn large_fetch_is_sent_whole() {
             &[(Some(format!("k{i}").as_bytes()), Some(&value[..]))],
         )
         .unwrap();
-        let p: ProduceResponse = c.call(produce_request("big", 1, &records), 9, i);
+        let p: ProduceResponse = c.call_corr(produce_request("big", 1, &records), 9, i);
         let part = &p.responses[0].partition_responses[0];
         assert_eq!((part.error_code, part.base_offset), (0, i64::from(i)));
         sent.push(records);
@@ -563,7 +494,7 @@ fn large_fetch_is_sent_whole() {
     request.max_bytes = 64 << 20;
     request.topics[0].partitions[0].partition_max_bytes = 64 << 20;
     // Read slowly at first, so that the broker's writes would block.
-    c.send(&request.into(), 12, 99);
+    c.send(&request, 12, 99);
     std::thread::sleep(Duration::from_millis(200));
     let f: FetchResponse = decode(ApiKey::Fetch, 12, 99, c.try_recv().unwrap());
     let records = f.responses[0].partitions[0].records.clone().unwrap();
@@ -576,7 +507,7 @@ fn large_fetch_is_sent_whole() {
         at += batch.len();
     }
     // The connection is still in step.
-    let _: ApiVersionsResponse = c.call(ApiVersionsRequest::default(), 3, 100);
+    let _: ApiVersionsResponse = c.call_corr(ApiVersionsRequest::default(), 3, 100);
 }
 
 /// SIGTERM: requests already read are answered, then the broker shuts down cleanly (the
@@ -586,7 +517,7 @@ fn sigterm_answers_in_flight_requests_and_stops_cleanly() {
     let mut broker = Broker::start();
     let mut c = broker.client();
     assert_eq!(create_topic(&mut c, "stop", 1).topics[0].error_code, 0);
-    c.send(&fetch_request("stop", 0, 1000).into(), 12, 1);
+    c.send(&fetch_request("stop", 0, 1000), 12, 1);
     std::thread::sleep(Duration::from_millis(100));
     let status = Command::new("kill")
         .arg("-TERM")

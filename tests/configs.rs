@@ -1,16 +1,16 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs against the broker binary, in
-//! raw Kafka protocol over TCP (helpers copied, minimally, from `broker_protocol.rs`).
+//! raw Kafka protocol over TCP (the shared raw client of `tests/support/kafka.rs`).
 //! The broker's file sets `log.retention.hours = 48`, so `retention.ms` is a static
 //! broker config and the other topic configs are defaults.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+mod support;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, Bytes};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
@@ -19,15 +19,15 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest,
+    AlterConfigsResponse, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ProduceRequest,
-    ProduceResponse, ResponseHeader, TopicName,
+    ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use sluice::actors::log::batch;
 use sluice::actors::log::compression::Compression;
-use sluice::protocol::{encode_request, Request};
+use support::kafka::Client;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -105,7 +105,7 @@ impl Broker {
             }
             if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let mut c = Client::new(stream);
-                c.send(&ApiVersionsRequest::default().into(), 0, 1);
+                c.send(&ApiVersionsRequest::default(), 0, 1);
                 if c.try_recv().is_some() {
                     return;
                 }
@@ -150,41 +150,30 @@ impl Drop for Broker {
     }
 }
 
-struct Client {
-    stream: TcpStream,
+/// The requests these tests repeat, on the shared raw client.
+trait ConfigRequests {
+    fn describe(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        keys: Option<&[&str]>,
+    ) -> DescribeConfigsResult;
+    fn alter(
+        &mut self,
+        topic: &str,
+        configs: &[(&str, &str)],
+        validate_only: bool,
+    ) -> (i16, Option<String>);
+    fn incremental(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+        validate_only: bool,
+    ) -> (i16, Option<String>);
 }
 
-impl Client {
-    fn new(stream: TcpStream) -> Client {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Client { stream }
-    }
-
-    fn send(&mut self, body: &Request, version: i16, correlation_id: i32) {
-        let frame = encode_request(body, version, correlation_id, Some("configs-test")).unwrap();
-        self.stream.write_all(&frame).unwrap();
-    }
-
-    /// The next response frame (size prefix removed), or `None` if the connection closed.
-    fn try_recv(&mut self) -> Option<Bytes> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).ok()?;
-        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).ok()?;
-        Some(Bytes::from(body))
-    }
-
-    /// Sends a request and decodes its response.
-    fn call<R: Decodable>(&mut self, body: impl Into<Request>, version: i16) -> R {
-        let body = body.into();
-        let api_key = body.api_key();
-        self.send(&body, version, 7);
-        let frame = self.try_recv().expect("connection closed");
-        decode(api_key, version, 7, frame)
-    }
-
+impl ConfigRequests for Client {
     /// Describes one resource (all keys, or `keys`), with synonyms and documentation.
     fn describe(
         &mut self,
@@ -268,19 +257,6 @@ impl Client {
             r.error_message.as_ref().map(ToString::to_string),
         )
     }
-}
-
-fn decode<R: Decodable>(api_key: ApiKey, version: i16, correlation_id: i32, mut frame: Bytes) -> R {
-    let header_version = if api_key == ApiKey::ApiVersions {
-        0
-    } else {
-        api_key.response_header_version(version)
-    };
-    let header = ResponseHeader::decode(&mut frame, header_version).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    let response = R::decode(&mut frame, version).unwrap();
-    assert_eq!(frame.remaining(), 0, "trailing bytes in the response");
-    response
 }
 
 fn s(text: &str) -> StrBytes {

@@ -3,31 +3,29 @@
 //! sequence) sent with acks=-1, and what the broker answers to a retried batch (no error, the
 //! original offsets, nothing appended: trap 12 of the compatibility notes), a sequence gap
 //! (OUT_OF_ORDER_SEQUENCE_NUMBER) and a stale epoch (INVALID_PRODUCER_EPOCH). Requests are
-//! encoded with the codec's client side (`sluice::protocol::encode_request`), responses
-//! decoded with kafka-protocol, as in `tests/broker_protocol.rs`.
+//! encoded and responses decoded with kafka-protocol by the shared raw client of
+//! `tests/support/kafka.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
+    CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use sluice::actors::log::batch::{self, BatchHeader, BatchSpec, RecordIter};
 use sluice::actors::log::compression::Compression;
-use sluice::protocol::{encode_request, Request};
+use support::kafka::Client;
 use support::Broker;
 
 const NONE: i16 = 0;
@@ -37,48 +35,16 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 /// Produce v9: the last version before topic ids, with per-record errors.
 const PRODUCE_VERSION: i16 = 9;
 
-struct Client {
-    stream: TcpStream,
-    correlation_id: i32,
+/// The requests this test repeats, on the shared raw client.
+trait IdempotenceRequests {
+    fn create_topic(&mut self, topic: &str);
+    fn init_producer_id(&mut self, version: i16) -> (i64, i16);
+    fn produce(&mut self, topic: &str, records: &[u8]) -> PartitionProduceResponse;
+    fn log_end_offset(&mut self, topic: &str) -> i64;
+    fn read_all(&mut self, topic: &str) -> Vec<(i64, Vec<u8>, i64, i16, i32)>;
 }
 
-impl Client {
-    fn connect(b: &Broker) -> Client {
-        let stream = TcpStream::connect(b.addr()).expect("connect to the broker");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Client {
-            stream,
-            correlation_id: 0,
-        }
-    }
-
-    /// Sends a request and decodes its response.
-    fn call<R: Decodable>(&mut self, body: impl Into<Request>, version: i16) -> R {
-        let body = body.into();
-        let api_key = body.api_key();
-        self.correlation_id += 1;
-        let corr = self.correlation_id;
-        let frame = encode_request(&body, version, corr, Some("sluice-idempotence-test")).unwrap();
-        self.stream.write_all(&frame).unwrap();
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("response size");
-        let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut frame).expect("response body");
-        let mut frame = Bytes::from(frame);
-        let header_version = if api_key == ApiKey::ApiVersions {
-            0
-        } else {
-            api_key.response_header_version(version)
-        };
-        let header = ResponseHeader::decode(&mut frame, header_version).unwrap();
-        assert_eq!(header.correlation_id, corr);
-        let response = R::decode(&mut frame, version).unwrap();
-        assert_eq!(frame.remaining(), 0, "trailing bytes in the response");
-        response
-    }
-
+impl IdempotenceRequests for Client {
     /// Creates a one-partition topic, retrying while no controller is elected yet.
     fn create_topic(&mut self, topic: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -223,7 +189,7 @@ fn idempotent_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Vec<u8> 
 fn retried_gapped_and_fenced_idempotent_batches() {
     let t0 = Instant::now();
     let broker = Broker::start();
-    let mut c = Client::connect(&broker);
+    let mut c = Client::connect(&broker.addr()).with_client_id("sluice-idempotence-test");
     let topic = "idempotence";
     c.create_topic(topic);
 
@@ -299,7 +265,7 @@ fn retried_gapped_and_fenced_idempotent_batches() {
         (NONE, 8),
         "second batch: {r:?}"
     );
-    let mut c2 = Client::connect(&broker);
+    let mut c2 = Client::connect(&broker.addr()).with_client_id("sluice-idempotence-test");
     for (what, batch, base) in [("second", &second, 8), ("first", &first, 3)] {
         let r = c2.produce(topic, batch);
         assert_eq!(

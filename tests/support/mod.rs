@@ -7,6 +7,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod etcd;
+/// The raw Kafka client of the protocol-level tests.
+pub mod kafka;
 /// The coordination crate's own ZooKeeper server harness (it needs `super::free_port`).
 #[path = "../../coordination/tests/support/zookeeper.rs"]
 pub mod zookeeper;
@@ -120,13 +122,18 @@ pub fn tail(s: &str, lines: usize) -> String {
 }
 
 /// The body of a test broker's `[config]` table: one partition, replication factor 1,
-/// auto-creation on — each replaced by `extra` when it names the same key.
+/// auto-creation on, an offsets topic of replication factor 1, no initial rebalance delay —
+/// each replaced by `extra` when it names the same key.
 fn config_table(extra: &[(&str, &str)]) -> String {
     let mut keys: Vec<(&str, &str)> = vec![
         ("num.partitions", "1"),
         ("default.replication.factor", "1"),
         ("min.insync.replicas", "1"),
         ("auto.create.topics.enable", "true"),
+        // One broker: the offsets topic cannot have Kafka's default replication factor 3.
+        ("offsets.topic.replication.factor", "1"),
+        // Tests should not wait 3 s for the first rebalance of every group.
+        ("group.initial.rebalance.delay.ms", "0"),
     ];
     for (k, v) in extra {
         match keys.iter_mut().find(|(key, _)| key == k) {
