@@ -184,48 +184,6 @@ impl fmt::Display for HostPort {
     }
 }
 
-/// Kafka's internal topics, whose replication factor is a broker setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InternalTopic {
-    /// `__consumer_offsets` (`offsets.topic.replication.factor`).
-    ConsumerOffsets,
-    /// `__transaction_state` (`transaction.state.log.replication.factor`).
-    TransactionState,
-}
-
-impl InternalTopic {
-    /// The topic's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            InternalTopic::ConsumerOffsets => "__consumer_offsets",
-            InternalTopic::TransactionState => "__transaction_state",
-        }
-    }
-
-    /// The broker key holding its replication factor.
-    pub fn replication_factor_key(self) -> &'static str {
-        match self {
-            InternalTopic::ConsumerOffsets => "offsets.topic.replication.factor",
-            InternalTopic::TransactionState => "transaction.state.log.replication.factor",
-        }
-    }
-}
-
-/// What to do about creating an internal topic with the live brokers at hand; see
-/// [`BrokerConfig::internal_topic_replication`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InternalTopicReplication {
-    /// Create the topic with this many replicas.
-    Create(i16),
-    /// The replication factor was left at Kafka's default (3) and fewer brokers are
-    /// alive: create the topic with `used` replicas, and log a warning naming the key —
-    /// the topic keeps that replication factor after more brokers join.
-    Reduced { configured: i16, used: i16 },
-    /// The file sets a replication factor above the live broker count: do not create
-    /// the topic yet. Kafka answers `COORDINATOR_NOT_AVAILABLE` meanwhile.
-    NotEnoughBrokers { configured: i16, live: usize },
-}
-
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// Reads and parses the config file at `path`; errors name the path.
@@ -339,42 +297,6 @@ impl BrokerConfig {
             advertised.port = bound_port;
         }
         advertised
-    }
-
-    /// How to create an internal topic when `live_brokers` are alive.
-    ///
-    /// Kafka refuses to create `__consumer_offsets` (and `__transaction_state`) with
-    /// more replicas than live brokers and keeps answering `COORDINATOR_NOT_AVAILABLE`;
-    /// with Kafka's default of 3 that makes a single broker unusable for consumer groups
-    /// unless the file lowers it. Sluice keeps Kafka's default, and Kafka's refusal when
-    /// the file sets the value, but when the file leaves it at the default it creates the
-    /// topic with as many replicas as there are live brokers and the caller logs a
-    /// warning. (Kafka dropped that clamping in 0.11 because a cluster starting up could
-    /// get an under-replicated offsets topic forever; set the key explicitly in a
-    /// multi-broker cluster to get Kafka's strict behaviour.)
-    pub fn internal_topic_replication(
-        &self,
-        topic: InternalTopic,
-        live_brokers: usize,
-    ) -> InternalTopicReplication {
-        let configured = match topic {
-            InternalTopic::ConsumerOffsets => self.broker.offsets_topic_replication_factor,
-            InternalTopic::TransactionState => self.broker.transaction_state_log_replication_factor,
-        };
-        let live = i16::try_from(live_brokers).unwrap_or(i16::MAX);
-        if configured <= live {
-            InternalTopicReplication::Create(configured)
-        } else if live == 0 || self.overrides.contains_key(topic.replication_factor_key()) {
-            InternalTopicReplication::NotEnoughBrokers {
-                configured,
-                live: live_brokers,
-            }
-        } else {
-            InternalTopicReplication::Reduced {
-                configured,
-                used: live,
-            }
-        }
     }
 
     /// Every broker-level `[config]` key Sluice knows with its effective value in Kafka's

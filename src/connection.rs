@@ -29,9 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::handlers::{self, api_versions, Context, Reply};
-use crate::protocol::{
-    decode_request, parse_frame, FetchResponsePiece, RequestOutcome,
-};
+use crate::protocol::{decode_request, parse_frame, FetchResponsePiece, RequestOutcome};
 
 /// Requests read ahead of the response being written: the reader waits when this many are
 /// queued (Kafka: `queued.max.requests` for the whole broker; one connection gets a slice).
@@ -65,6 +63,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max_request_size = settings.max_request_size;
+    let mut ctx = ctx;
+    ctx.peer = stream.peer_addr().ok();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }

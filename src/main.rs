@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use sluice::actors::broker::{self, BrokerOptions};
 use sluice::actors::controller::ControllerConfig;
+use sluice::actors::group::GroupConfig;
 use sluice::actors::log::cleaner::CleanerConfig;
 use sluice::actors::replica::{ReplicaConfig, ReplicaManagerConfig};
 use sluice::cli::Cli;
@@ -135,9 +136,30 @@ fn broker_options(config: &BrokerConfig, advertised: &HostPort) -> BrokerOptions
         log_defaults: config.log_defaults.clone(),
         controller,
         replicas,
+        groups: group_config(config),
         // A stale registration of this broker id (a crash just before) expires within one
         // session timeout.
         registration_wait: config.coordination.session_timeout + Duration::from_secs(2),
+    }
+}
+
+/// The group coordinator's settings from `[config]` (Kafka's keys).
+fn group_config(config: &BrokerConfig) -> GroupConfig {
+    let s = &config.broker;
+    let ms = |v: i64| u64::try_from(v).unwrap_or(0);
+    GroupConfig {
+        offsets_topic_num_partitions: s.offsets_topic_num_partitions,
+        offsets_topic_replication_factor: s.offsets_topic_replication_factor,
+        offsets_topic_segment_bytes: s.offsets_topic_segment_bytes,
+        offsets_retention_ms: i64::from(s.offsets_retention_minutes).saturating_mul(60_000),
+        offsets_retention_check_interval_ms: ms(s.offsets_retention_check_interval_ms),
+        offsets_commit_timeout_ms: ms(i64::from(s.offsets_commit_timeout_ms)),
+        offset_metadata_max_bytes: usize::try_from(s.offset_metadata_max_bytes).unwrap_or(0),
+        group_min_session_timeout_ms: s.group_min_session_timeout_ms,
+        group_max_session_timeout_ms: s.group_max_session_timeout_ms,
+        group_initial_rebalance_delay_ms: ms(i64::from(s.group_initial_rebalance_delay_ms)),
+        group_max_size: usize::try_from(s.group_max_size).unwrap_or(usize::MAX),
+        ..GroupConfig::with_defaults(&config.data_dir)
     }
 }
 

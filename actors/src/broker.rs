@@ -25,6 +25,7 @@ use sluice_coordination::Coordination;
 use tokio::sync::watch;
 
 use crate::controller::{Controller, ControllerConfig};
+use crate::group::{GroupConfig, Groups};
 use crate::log::checkpoint::TopicPartition;
 use crate::log::config::{topic_config_for_broker_config, LogConfig};
 use crate::metadata::cache::MetadataCache;
@@ -47,6 +48,8 @@ pub struct BrokerOptions {
     pub log_defaults: LogConfig,
     pub controller: ControllerConfig,
     pub replicas: ReplicaManagerConfig,
+    /// Consumer groups and `__consumer_offsets`.
+    pub groups: GroupConfig,
     /// How long to wait for a stale registration of this broker id to expire.
     pub registration_wait: Duration,
 }
@@ -62,6 +65,8 @@ pub struct BrokerHandle {
     pub replica_manager: Addr<ReplicaManager>,
     /// TopicPartition → replica, read directly by request handlers.
     pub replicas: ReplicaMap,
+    /// Consumer groups: coordinators of the `__consumer_offsets` partitions led here.
+    pub groups: Groups,
     pub log_defaults: LogConfig,
     stop_sync: watch::Sender<bool>,
 }
@@ -82,6 +87,13 @@ pub async fn start(
     let manager = ReplicaManager::open(options.replicas.clone())?;
     let replicas = manager.replicas();
     let replica_manager = manager.start();
+    let groups = Groups::open(
+        options.groups.clone(),
+        options.broker_id,
+        metadata.clone(),
+        Arc::clone(&coordination),
+        replicas.clone(),
+    )?;
     let registration = BrokerRegistration {
         id: options.broker_id,
         host: options.advertised_host.clone(),
@@ -117,6 +129,7 @@ pub async fn start(
         metadata.clone(),
         replica_manager.clone(),
         replicas.clone(),
+        groups.clone(),
         options.log_defaults.clone(),
         stop_rx,
     ));
@@ -129,6 +142,7 @@ pub async fn start(
         controller,
         replica_manager,
         replicas,
+        groups,
         log_defaults: options.log_defaults,
         stop_sync,
     })
@@ -156,6 +170,8 @@ impl BrokerHandle {
     pub async fn shutdown(&self) -> Result<()> {
         let _ = self.stop_sync.send(true);
         self.controller.do_send(StopController);
+        // Group coordinators first: they write through the replicas.
+        self.groups.shutdown().await;
         let result = self
             .replica_manager
             .send(ShutdownReplicas)
@@ -211,6 +227,7 @@ async fn sync_replicas(
     metadata: MetadataCache,
     manager: Addr<ReplicaManager>,
     replicas: ReplicaMap,
+    groups: Groups,
     log_defaults: LogConfig,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -293,6 +310,7 @@ async fn sync_replicas(
                 tracing::error!(partition = %tp, error = %e, "cannot stop replica");
             }
         }
+        groups.sync();
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,

@@ -32,6 +32,7 @@ fn options(dir: &std::path::Path) -> BrokerOptions {
         log_defaults: LogConfig::default(),
         controller: ControllerConfig::new(1),
         replicas: ReplicaManagerConfig::new(dir.join("data")),
+        groups: sluice_actors::group::GroupConfig::with_defaults(dir.join("data")),
         registration_wait: Duration::from_secs(5),
     }
 }

@@ -176,7 +176,10 @@ fn a_full_disk_never_faults_the_index_map() {
             Err(e) => panic!("unexpected error {e}"),
         }
     }
-    println!("appends on a full disk: {} accepted, {} refused", outcomes.0, outcomes.1);
+    println!(
+        "appends on a full disk: {} accepted, {} refused",
+        outcomes.0, outcomes.1
+    );
     assert!(outcomes.1 > 0, "the disk never refused an append");
     assert_matches_disk(&log);
     std::fs::remove_file(&filler).unwrap();

@@ -403,9 +403,9 @@ broker_settings! {
     // --- Consumer groups and `__consumer_offsets` ----------------------------------------
     /// `offsets.topic.num.partitions` (default 50): fixed once the topic exists.
     offsets_topic_num_partitions: i32 = "offsets.topic.num.partitions", default 50, Check::AtLeast(1);
-    /// `offsets.topic.replication.factor` (default 3). See
-    /// [`BrokerConfig::internal_topic_replication`](super::BrokerConfig::internal_topic_replication)
-    /// for clusters with fewer live brokers.
+    /// `offsets.topic.replication.factor` (default 3). As in Kafka, `__consumer_offsets`
+    /// is not created until this many brokers are alive (COORDINATOR_NOT_AVAILABLE
+    /// meanwhile): a single broker must set it to 1 (`config/single-node.toml` does).
     offsets_topic_replication_factor: i16 =
         "offsets.topic.replication.factor", default 3, Check::AtLeast(1);
     /// `offsets.topic.segment.bytes` (default 100 MiB).
@@ -430,8 +430,13 @@ broker_settings! {
     group_min_session_timeout_ms: i32 = "group.min.session.timeout.ms", default 6000, Check::Any;
     /// `group.max.session.timeout.ms` (default 30 min).
     group_max_session_timeout_ms: i32 = "group.max.session.timeout.ms", default 1_800_000, Check::Any;
-    /// `group.max.size` (default unlimited): members per group.
-    group_max_size: i32 = "group.max.size", default i32::MAX, Check::AtLeast(1);
+    /// `group.max.size`: members (and members that joined without a member id and were
+    /// handed one) per group. Kafka's default is unbounded; Sluice's is 1000, so that one
+    /// client cannot grow a group — and the coordinator's memory — without limit.
+    group_max_size: i32 = "group.max.size", default 1000, Check::AtLeast(1);
+    /// `offset.metadata.max.bytes` (default 4096): the longest metadata string of a
+    /// committed offset (OFFSET_METADATA_TOO_LARGE above it).
+    offset_metadata_max_bytes: i32 = "offset.metadata.max.bytes", default 4096, Check::AtLeast(0);
 
     // --- Idempotent producers and transactions -------------------------------------------
     /// `producer.id.expiration.ms` (default 1 day): a producer id's state is dropped

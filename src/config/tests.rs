@@ -596,54 +596,6 @@ fn display_prints_every_key_and_parses_back() {
 }
 
 #[test]
-fn internal_topic_replication_policy() {
-    let c = parse_ok(MINIMAL);
-    let offsets = InternalTopic::ConsumerOffsets;
-    assert_eq!(
-        c.internal_topic_replication(offsets, 3),
-        InternalTopicReplication::Create(3)
-    );
-    assert_eq!(
-        c.internal_topic_replication(offsets, 5),
-        InternalTopicReplication::Create(3)
-    );
-    assert_eq!(
-        c.internal_topic_replication(offsets, 1),
-        InternalTopicReplication::Reduced {
-            configured: 3,
-            used: 1
-        }
-    );
-    assert_eq!(
-        c.internal_topic_replication(offsets, 0),
-        InternalTopicReplication::NotEnoughBrokers {
-            configured: 3,
-            live: 0
-        }
-    );
-    let c = parse_ok(&with_config("\"offsets.topic.replication.factor\" = 3"));
-    assert_eq!(
-        c.internal_topic_replication(offsets, 1),
-        InternalTopicReplication::NotEnoughBrokers {
-            configured: 3,
-            live: 1
-        }
-    );
-    assert_eq!(
-        c.internal_topic_replication(InternalTopic::TransactionState, 2),
-        InternalTopicReplication::Reduced {
-            configured: 3,
-            used: 2
-        }
-    );
-    let c = parse_ok(&with_config("\"offsets.topic.replication.factor\" = 1"));
-    assert_eq!(
-        c.internal_topic_replication(offsets, 1),
-        InternalTopicReplication::Create(1)
-    );
-}
-
-#[test]
 fn repository_examples_parse() -> Result<(), ConfigError> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let expected = [

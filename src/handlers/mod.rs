@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use sluice_actors::broker::BrokerHandle;
+use sluice_actors::group::{GroupCoordinator, GroupError};
 use sluice_actors::log::segment::FileSlice;
 use sluice_actors::log::LogError;
 use sluice_actors::Error;
@@ -22,20 +23,31 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
-/// The APIs this broker answers, and so advertises. Group and transaction APIs are left out
-/// until they are implemented: a client that sees an API calls it.
+/// The APIs this broker answers, and so advertises. Transaction APIs are left out until
+/// they are implemented: a client that sees an API calls it.
 pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::Produce,
     ApiKey::Fetch,
@@ -52,6 +64,17 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DescribeConfigs,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// Kafka's error codes, by Kafka's names (`org.apache.kafka.common.protocol.Errors`).
@@ -59,6 +82,21 @@ pub mod code {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
@@ -142,6 +180,50 @@ pub fn error_code(error: &Error, family: Family) -> i16 {
     }
 }
 
+/// The Kafka error code for a group coordinator error.
+pub fn group_error_code(error: &GroupError) -> i16 {
+    match error {
+        GroupError::CoordinatorNotAvailable(_) => code::COORDINATOR_NOT_AVAILABLE,
+        GroupError::NotCoordinator(_) => code::NOT_COORDINATOR,
+        GroupError::CoordinatorLoadInProgress(_) => code::COORDINATOR_LOAD_IN_PROGRESS,
+        GroupError::IllegalGeneration { .. } => code::ILLEGAL_GENERATION,
+        GroupError::UnknownMemberId(_) => code::UNKNOWN_MEMBER_ID,
+        GroupError::RebalanceInProgress => code::REBALANCE_IN_PROGRESS,
+        GroupError::FencedInstanceId(_) => code::FENCED_INSTANCE_ID,
+        GroupError::MemberIdRequired(_) => code::MEMBER_ID_REQUIRED,
+        GroupError::InconsistentGroupProtocol(_) => code::INCONSISTENT_GROUP_PROTOCOL,
+        GroupError::InvalidSessionTimeout(_) => code::INVALID_SESSION_TIMEOUT,
+        GroupError::GroupMaxSizeReached(_) => code::GROUP_MAX_SIZE_REACHED,
+        GroupError::InvalidGroupId(_) => code::INVALID_GROUP_ID,
+        GroupError::GroupIdNotFound(_) => code::GROUP_ID_NOT_FOUND,
+        GroupError::NonEmptyGroup(_) => code::NON_EMPTY_GROUP,
+        GroupError::GroupSubscribedToTopic(_) => code::GROUP_SUBSCRIBED_TO_TOPIC,
+        GroupError::OffsetMetadataTooLarge { .. } => code::OFFSET_METADATA_TOO_LARGE,
+        GroupError::UnknownTopicOrPartition(_) => code::UNKNOWN_TOPIC_OR_PARTITION,
+        GroupError::Timeout(_) => code::REQUEST_TIMED_OUT,
+        GroupError::Storage(e) => match error_code(&e.0, Family::Data) {
+            // The offsets partition moved: so did the coordinator.
+            code::NOT_LEADER_OR_FOLLOWER => code::NOT_COORDINATOR,
+            other => other,
+        },
+    }
+}
+
+/// Sends `msg` to the coordinator of `group_id` on this broker and awaits its answer; a
+/// coordinator that is elsewhere, loading or gone is the matching group error.
+pub async fn to_coordinator<M, R>(ctx: &Context, group_id: &str, msg: M) -> Result<R, GroupError>
+where
+    M: actix::Message<Result = Result<R, GroupError>> + Send + 'static,
+    R: Send + 'static,
+    GroupCoordinator: actix::Handler<M>,
+{
+    let coordinator = ctx.broker.groups.coordinator_for(group_id)?;
+    coordinator
+        .send(msg)
+        .await
+        .map_err(|e| GroupError::NotCoordinator(format!("{group_id}: {e}")))?
+}
+
 /// The Kafka error code for a log engine error.
 pub fn log_error_code(error: &LogError) -> i16 {
     match error {
@@ -180,6 +262,8 @@ pub struct Context {
     /// The producer ids this broker hands out next (InitProducerId): `(next, last)` of the
     /// block it owns. A std mutex: held for a few instructions, never across an await.
     producer_ids: Arc<Mutex<Option<(i64, i64)>>>,
+    /// The client's address (per connection), for JoinGroup's `client_host`.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Context {
@@ -190,6 +274,7 @@ impl Context {
             settings: Arc::new(settings),
             broker_config: None,
             producer_ids: Arc::new(Mutex::new(None)),
+            peer: None,
         }
     }
 
@@ -241,10 +326,25 @@ pub async fn handle(ctx: &Context, request: DecodedRequest) -> Reply {
             key,
             incremental_alter_configs::handle(ctx, version, r).await,
         ),
-        other => Reply::Close(format!(
-            "{:?} is not implemented (and not advertised)",
-            other.api_key()
-        )),
+        Request::FindCoordinator(r) => encode(key, find_coordinator::handle(ctx, version, r).await),
+        Request::JoinGroup(r) => {
+            let client_id = request
+                .header
+                .client_id
+                .as_deref()
+                .unwrap_or("")
+                .to_string();
+            encode(key, join_group::handle(ctx, version, &client_id, r).await)
+        }
+        Request::SyncGroup(r) => encode(key, sync_group::handle(ctx, version, r).await),
+        Request::Heartbeat(r) => encode(key, heartbeat::handle(ctx, version, r).await),
+        Request::LeaveGroup(r) => encode(key, leave_group::handle(ctx, version, r).await),
+        Request::OffsetCommit(r) => encode(key, offset_commit::handle(ctx, version, r).await),
+        Request::OffsetFetch(r) => encode(key, offset_fetch::handle(ctx, version, r).await),
+        Request::ListGroups(r) => encode(key, list_groups::handle(ctx, version, r).await),
+        Request::DescribeGroups(r) => encode(key, describe_groups::handle(ctx, version, r).await),
+        Request::DeleteGroups(r) => encode(key, delete_groups::handle(ctx, version, r).await),
+        Request::OffsetDelete(r) => encode(key, offset_delete::handle(ctx, version, r).await),
     }
 }
 

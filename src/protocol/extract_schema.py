@@ -24,6 +24,7 @@ APIS = [  # (api key name, module)
     ("CreatePartitions", "create_partitions_request"),
     ("IncrementalAlterConfigs", "incremental_alter_configs_request"),
     ("DescribeCluster", "describe_cluster_request"),
+    ("DeleteGroups", "delete_groups_request"), ("OffsetDelete", "offset_delete_request"),
 ]
 
 def upper_snake(name):
@@ -119,7 +120,11 @@ def ranges(per_version):
 def parse_struct(module, name, src, ftypes, structs_needed):
     body = dict(blocks(src, r'impl Decodable for'))[name]
     body = body.replace('types::Struct { version }', 'types::Struct(version)')
-    lo, hi = map(int, re.search(r'if version < (-?\d+) \|\| version > (\d+) \{', body).groups())
+    m = re.search(r'if version < (-?\d+) \|\| version > (\d+) \{', body)
+    if m:
+        lo, hi = map(int, m.groups())
+    else:  # a single version: `if version != N {`
+        lo = hi = int(re.search(r'if version != (\d+) \{', body).group(1))
     lines = body.split('\n')
     fields, tagged, flexible = [], [], None
     i = 0

@@ -77,6 +77,8 @@ macro_rules! for_each_api {
                 IncrementalAlterConfigsResponse
             ),
             DescribeCluster(DescribeClusterRequest, DescribeClusterResponse),
+            DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse),
+            OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse),
         }
     };
 }

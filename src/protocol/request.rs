@@ -221,7 +221,11 @@ pub fn decode_request(frame: Bytes) -> RequestOutcome {
         // Kafka reads the fields it knows and ignores what follows the body; librdkafka 2.16
         // sends Metadata v13 with three bytes after it. The pre-decode walk has already
         // bounded everything the body sized.
-        tracing::debug!(?key, trailing = buf.remaining(), "ignoring bytes after the request body");
+        tracing::debug!(
+            ?key,
+            trailing = buf.remaining(),
+            "ignoring bytes after the request body"
+        );
     }
     RequestOutcome::Request(Box::new(DecodedRequest { header, body }))
 }

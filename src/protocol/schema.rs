@@ -11,7 +11,7 @@
 
 use kafka_protocol::messages::*;
 
-use super::prevalidate::{Field, StructSchema, Tagged, Ty::*};
+use super::prevalidate::{Field, StructSchema, Tagged, Ty::*, NEVER};
 
 pub(super) static PRODUCE_REQUEST: StructSchema = StructSchema {
     name: "ProduceRequest", flexible: 9, size_of: size_of::<produce_request::ProduceRequest>(),
@@ -668,6 +668,41 @@ pub(super) static DESCRIBE_CLUSTER_REQUEST: StructSchema = StructSchema {
     tagged: &[],
 };
 
+pub(super) static DELETE_GROUPS_REQUEST: StructSchema = StructSchema {
+    name: "DeleteGroupsRequest", flexible: 2, size_of: size_of::<delete_groups_request::DeleteGroupsRequest>(),
+    fields: &[
+        Field { name: "groups_names", versions: (0, 1), ty: ArrayString },
+        Field { name: "groups_names", versions: (2, 2), ty: CompactArrayCompactString },
+    ],
+    tagged: &[],
+};
+
+pub(super) static OFFSET_DELETE_REQUEST: StructSchema = StructSchema {
+    name: "OffsetDeleteRequest", flexible: NEVER, size_of: size_of::<offset_delete_request::OffsetDeleteRequest>(),
+    fields: &[
+        Field { name: "group_id", versions: (0, 0), ty: String },
+        Field { name: "topics", versions: (0, 0), ty: Array(&OFFSET_DELETE_REQUEST_TOPIC) },
+    ],
+    tagged: &[],
+};
+
+pub(super) static OFFSET_DELETE_REQUEST_TOPIC: StructSchema = StructSchema {
+    name: "OffsetDeleteRequestTopic", flexible: NEVER, size_of: size_of::<offset_delete_request::OffsetDeleteRequestTopic>(),
+    fields: &[
+        Field { name: "name", versions: (0, 0), ty: String },
+        Field { name: "partitions", versions: (0, 0), ty: Array(&OFFSET_DELETE_REQUEST_PARTITION) },
+    ],
+    tagged: &[],
+};
+
+pub(super) static OFFSET_DELETE_REQUEST_PARTITION: StructSchema = StructSchema {
+    name: "OffsetDeleteRequestPartition", flexible: NEVER, size_of: size_of::<offset_delete_request::OffsetDeleteRequestPartition>(),
+    fields: &[
+        Field { name: "partition_index", versions: (0, 0), ty: Int32 },
+    ],
+    tagged: &[],
+};
+
 /// The schema of the request body for `api_key`, if Sluice decodes that API.
 pub(super) fn request_schema(api_key: ApiKey) -> Option<&'static StructSchema> {
     match api_key {
@@ -695,6 +730,8 @@ pub(super) fn request_schema(api_key: ApiKey) -> Option<&'static StructSchema> {
         ApiKey::CreatePartitions => Some(&CREATE_PARTITIONS_REQUEST),
         ApiKey::IncrementalAlterConfigs => Some(&INCREMENTAL_ALTER_CONFIGS_REQUEST),
         ApiKey::DescribeCluster => Some(&DESCRIBE_CLUSTER_REQUEST),
+        ApiKey::DeleteGroups => Some(&DELETE_GROUPS_REQUEST),
+        ApiKey::OffsetDelete => Some(&OFFSET_DELETE_REQUEST),
         _ => None,
     }
 }

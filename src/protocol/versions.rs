@@ -132,7 +132,9 @@ mod tests {
                 (32, 1, 4), // DescribeConfigs
                 (33, 0, 2), // AlterConfigs
                 (37, 0, 3), // CreatePartitions
+                (42, 0, 2), // DeleteGroups
                 (44, 0, 1), // IncrementalAlterConfigs
+                (47, 0, 0), // OffsetDelete
                 (60, 0, 2), // DescribeCluster
             ]
         );

@@ -11,19 +11,26 @@
 //! up from the log after that offset.
 
 mod config;
+mod coordinator;
 mod error;
+mod manager;
 pub mod messages;
+pub mod records;
+mod state;
 
 pub use config::{GroupConfig, DEFAULT_GROUP_MAX_SIZE, OFFSETS_TOPIC};
+pub use coordinator::GroupCoordinator;
 pub use error::{GroupError, StorageError};
+pub use manager::Groups;
+pub use state::GroupState;
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`: Java's `String.hashCode` over the
 /// UTF-16 code units, and `Utils.abs`, which maps `i32::MIN` to 0 (Rust's `abs` would
 /// overflow). `partitions` must be positive.
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let hash = group_id
-        .encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
     abs % partitions.max(1)
 }
