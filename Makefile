@@ -67,10 +67,13 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The last line sums every test binary's result ("N passed, N failed").
+# `--no-fail-fast` runs every test binary even after one fails; the recipe still exits
+# with cargo's status, so a failing test fails `make test` (and CI).
 test: lint venv node_modules
 	@set -o pipefail; mkdir -p target; \
-	$(CARGO) test --workspace 2>&1 | tee target/test.log; \
-	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log
+	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; status=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$status
 
 bench: deps
 	$(CARGO) bench -p sluice-actors --bench log_append

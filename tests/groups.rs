@@ -39,9 +39,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiVersionsRequest, CreateTopicsRequest, DescribeConfigsRequest, FindCoordinatorResponse,
-    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    SyncGroupRequest,
+    GroupId, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, SyncGroupRequest,
 };
 use support::etcd::EtcdServer;
 use support::kafka::{self, name, s, Client};
@@ -1685,6 +1685,21 @@ fn raw_find_coordinator_transaction_key_and_min_hash_group() {
         msg.contains("transaction"),
         "the error message does not mention transactions: {r:?}"
     );
+    // InitProducerId with a transactional id: INVALID_REQUEST too (its response has no
+    // message field), not the misleading TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    let r = c.call(
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(s(
+                "some-txn",
+            ))))
+            .with_transaction_timeout_ms(60_000),
+        4,
+    );
+    assert_eq!(
+        r.error_code, INVALID_REQUEST,
+        "InitProducerId(transactional): {r:?}"
+    );
+    assert_eq!(r.producer_id.0, -1);
     let r = c.call(
         FindCoordinatorRequest::default()
             .with_key_type(1)

@@ -1,7 +1,9 @@
 //! InitProducerId (key 22), non-transactional only: hands out a new producer id (epoch 0)
 //! from a block this broker took from the coordination service
-//! (`allocate_producer_id_block`). A transactional id is refused: Sluice has no
-//! transactions yet.
+//! (`allocate_producer_id_block`). A transactional id is refused with INVALID_REQUEST:
+//! Sluice has no transactions yet. The response has no error-message field, so the broker
+//! logs the reason; FindCoordinator for the transactional id (which transactional
+//! clients send first) carries the message "transactions are not supported".
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use sluice_actors::metadata::registration::allocate_producer_id_block;
@@ -19,8 +21,9 @@ pub async fn handle(
         .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         tracing::warn!("InitProducerId with a transactional id: transactions are not supported");
-        // No error message field exists in this response: the code says it.
-        return response.with_error_code(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        // Not TRANSACTIONAL_ID_AUTHORIZATION_FAILED: nothing is wrong with the client's
+        // rights, the broker lacks the feature.
+        return response.with_error_code(code::INVALID_REQUEST);
     }
     match next_producer_id(ctx).await {
         Ok(id) => response

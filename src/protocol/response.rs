@@ -265,6 +265,8 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsResponse::default().into(),
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsResponse::default().into(),
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
+            ApiKey::DeleteGroups => DeleteGroupsResponse::default().into(),
+            ApiKey::OffsetDelete => OffsetDeleteResponse::default().into(),
             other => panic!("{other:?}"),
         }
     }

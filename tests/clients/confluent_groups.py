@@ -197,7 +197,12 @@ def cmd_member(args):
         state["since_commit"] = 0
 
     def show(kind, consumer):
-        parts = sorted(tp.partition for tp in consumer.assignment())
+        try:
+            parts = sorted(tp.partition for tp in consumer.assignment())
+        except KafkaException:
+            # Revoked during close(): the handle is being destroyed and has no assignment
+            # to report (librdkafka raises _DESTROY here, whatever the broker).
+            parts = []
         emit("assignment", name=args.name, kind=kind, partitions=parts, ts=time.time())
 
     def on_assign(consumer, partitions):

@@ -233,17 +233,7 @@ impl GroupCoordinator {
                 continue;
             }
             let all = expired.len() == group.offsets.len() && group.state == GroupState::Empty;
-            let mut writes: Vec<Write> = expired
-                .iter()
-                .map(|(topic, partition)| {
-                    let key = RecordKey::Offset {
-                        group: id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    };
-                    (encode_key(&key), None)
-                })
-                .collect();
+            let mut writes = offset_tombstones(id, expired.iter());
             if all {
                 writes.push((encode_key(&RecordKey::Group { group: id.clone() }), None));
             }
@@ -315,6 +305,23 @@ impl GroupCoordinator {
                 .insert((topic, partition), o);
         }
     }
+}
+
+/// Tombstones for the committed offsets of `group` on `partitions`.
+fn offset_tombstones<'a>(
+    group: &str,
+    partitions: impl Iterator<Item = &'a (String, i32)>,
+) -> Vec<Write> {
+    partitions
+        .map(|(topic, partition)| {
+            let key = RecordKey::Offset {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            (encode_key(&key), None)
+        })
+        .collect()
 }
 
 /// The actor error behind a failed append, as a group error (a moved partition means
@@ -749,18 +756,7 @@ impl Handler<DeleteGroup> for GroupCoordinator {
         if !group.is_empty() {
             return refuse(GroupError::NonEmptyGroup(id));
         }
-        let mut writes: Vec<Write> = group
-            .offsets
-            .keys()
-            .map(|(topic, partition)| {
-                let key = RecordKey::Offset {
-                    group: id.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                };
-                (encode_key(&key), None)
-            })
-            .collect();
+        let mut writes = offset_tombstones(&id, group.offsets.keys());
         writes.push((encode_key(&RecordKey::Group { group: id.clone() }), None));
         Box::pin(
             self.append(&writes)

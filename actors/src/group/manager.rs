@@ -33,7 +33,8 @@ struct Inner {
     metadata: MetadataCache,
     coordination: Arc<dyn Coordination>,
     replicas: ReplicaMap,
-    db: sled::Db,
+    /// `None` once shut down (sled's lock on the directory goes with the last handle).
+    db: Mutex<Option<sled::Db>>,
     /// Coordinators started here (loading or loaded), with the replica they write through.
     started: Mutex<HashMap<i32, Started>>,
     /// Loaded coordinators: what requests are routed to.
@@ -72,7 +73,7 @@ impl Groups {
                 metadata,
                 coordination,
                 replicas,
-                db,
+                db: Mutex::new(Some(db)),
                 started: Mutex::new(HashMap::new()),
                 ready: Arc::new(RwLock::new(HashMap::new())),
             }),
@@ -208,9 +209,17 @@ impl Groups {
                 if started.contains_key(&p) {
                     continue;
                 }
-                let tree = match inner.db.open_tree(format!("{OFFSETS_TOPIC}-{p}")) {
-                    Ok(t) => t,
-                    Err(e) => {
+                let opened = inner
+                    .db
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .map(|db| db.open_tree(format!("{OFFSETS_TOPIC}-{p}")));
+                let tree = match opened {
+                    // Shut down: no coordinators any more.
+                    None => return,
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => {
                         tracing::error!(partition = p, error = %e, "cannot open the offsets view in sled");
                         continue;
                     }
@@ -244,14 +253,30 @@ impl Groups {
             .drain()
             .map(|(_, (c, _))| c)
             .collect();
-        for c in coordinators {
+        for c in &coordinators {
             let _ = c.send(StopCoordinator).await;
         }
-        let db = self.inner.db.clone();
-        match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "flushing the group state database"),
-            Err(e) => tracing::warn!(error = %e, "flushing the group state database"),
+        // Their sled trees go with the actors: wait until they are gone, so that the
+        // directory's lock is free once this returns (an embedding service may restart
+        // the broker in the same process).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        for c in &coordinators {
+            while c.connected() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        let db = self
+            .inner
+            .db
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(db) = db {
+            match tokio::task::spawn_blocking(move || db.flush()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "flushing the group state database"),
+                Err(e) => tracing::warn!(error = %e, "flushing the group state database"),
+            }
         }
     }
 }
