@@ -18,6 +18,7 @@
 //! segment deleted by retention in the middle is still sent whole.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -25,7 +26,7 @@ use sluice_actors::log::segment::FileSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::handlers::{self, api_versions, Context, Reply};
@@ -45,21 +46,53 @@ pub struct ConnectionSettings {
     pub idle_timeout: Option<Duration>,
 }
 
-/// A response in the writer's queue.
+/// `queued.max.request.bytes`: bytes of requests read and not yet answered, shared by every
+/// connection of the broker.
+#[derive(Debug, Clone)]
+pub struct RequestBudget {
+    semaphore: Arc<Semaphore>,
+    total: usize,
+}
+
+impl RequestBudget {
+    /// A budget of `bytes` (at least 1, at most 4 GiB).
+    pub fn new(bytes: usize) -> RequestBudget {
+        let total = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        RequestBudget {
+            semaphore: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Takes `size` bytes (all of the budget for a larger request), waiting until they
+    /// are free.
+    async fn take(&self, size: usize) -> Option<OwnedSemaphorePermit> {
+        let want = u32::try_from(size.min(self.total)).unwrap_or(u32::MAX);
+        Arc::clone(&self.semaphore)
+            .acquire_many_owned(want)
+            .await
+            .ok()
+    }
+}
+
+/// A response in the writer's queue, with the request's share of
+/// `queued.max.request.bytes` (given back once the response is written).
 #[derive(Debug)]
 enum Queued {
     /// Known at once (ApiVersions at an unsupported version, a close).
     Ready(Reply),
     /// Being handled.
-    Pending(JoinHandle<Reply>),
+    Pending(JoinHandle<Reply>, Option<OwnedSemaphorePermit>),
 }
 
 /// Serves one connection until the client closes it, a protocol error closes it, or
 /// `shutdown` turns true (then requests already read are answered before closing).
+/// `budget` is the broker's `queued.max.request.bytes` (see `server.rs`).
 pub async fn run(
     stream: TcpStream,
     ctx: Context,
     settings: ConnectionSettings,
+    budget: Option<RequestBudget>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max_request_size = settings.max_request_size;
@@ -72,9 +105,25 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
     let writer = actix::spawn(write_replies(writer, rx));
     let mut buf = BytesMut::with_capacity(4096);
+    // The budget taken for the frame being read (its size is known from its prefix).
+    let mut reserved: Option<OwnedSemaphorePermit> = None;
 
     'read: loop {
         loop {
+            if let (Some(budget), None) = (&budget, &reserved) {
+                if let Some(size) = declared_size(&buf, max_request_size) {
+                    // Take the frame's bytes before reading its body; wait while the
+                    // broker is out of budget (the socket is not read meanwhile).
+                    tokio::select! {
+                        permit = budget.take(size) => match permit {
+                            Some(p) => reserved = Some(p),
+                            None => break 'read,
+                        },
+                        _ = shutdown.changed() => break 'read,
+                        _ = tx.closed() => break 'read,
+                    }
+                }
+            }
             let frame = match parse_frame(&mut buf, max_request_size) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -88,9 +137,10 @@ pub async fn run(
                 RequestOutcome::Request(request) => {
                     tracing::trace!(key = ?request.key(), "request");
                     let ctx = ctx.clone();
-                    Queued::Pending(actix::spawn(async move {
-                        handlers::handle(&ctx, *request).await
-                    }))
+                    Queued::Pending(
+                        actix::spawn(async move { handlers::handle(&ctx, *request).await }),
+                        reserved.take(),
+                    )
                 }
                 RequestOutcome::UnsupportedVersion(key)
                     if key.api_key == kafka_protocol::messages::ApiKey::ApiVersions =>
@@ -118,6 +168,8 @@ pub async fn run(
                     break 'read;
                 }
             };
+            // Frames answered at once give their budget back at once.
+            reserved = None;
             if tx.send(queued).await.is_err() {
                 break 'read;
             }
@@ -158,10 +210,16 @@ async fn write_replies(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Queued
     while let Some(queued) = rx.recv().await {
         let reply = match queued {
             Queued::Ready(reply) => reply,
-            Queued::Pending(handle) => match handle.await {
-                Ok(reply) => reply,
-                Err(e) => Reply::Close(format!("request handler failed: {e}")),
-            },
+            Queued::Pending(handle, permit) => {
+                let reply = match handle.await {
+                    Ok(reply) => reply,
+                    Err(e) => Reply::Close(format!("request handler failed: {e}")),
+                };
+                // The request is answered (its bytes gone with its handler); the response
+                // itself is bounded by the request's own limits.
+                drop(permit);
+                reply
+            }
         };
         let written = match reply {
             Reply::Frame(frame) => writer.write_all(&frame).await,
@@ -180,6 +238,15 @@ async fn write_replies(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Queued
     // Wakes the reader (`tx.closed()`) if it is still reading.
     rx.close();
     let _ = writer.shutdown().await;
+}
+
+/// The size a frame in `buf` declares, once its 4-byte prefix is there and valid (an
+/// invalid one is left for `parse_frame` to refuse).
+fn declared_size(buf: &[u8], max_request_size: usize) -> Option<usize> {
+    let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    usize::try_from(i32::from_be_bytes(prefix))
+        .ok()
+        .filter(|size| *size <= max_request_size)
 }
 
 /// Writes a Fetch response: bytes as they are, records from their files.

@@ -81,6 +81,9 @@ async fn run(config: BrokerConfig) -> Result<(), String> {
     .with_broker_config(config.clone());
     let server_settings = ServerSettings {
         max_connections: usize::try_from(settings.max_connections).unwrap_or(0),
+        max_connections_per_ip: usize::try_from(settings.max_connections_per_ip).unwrap_or(0),
+        // Kafka: -1 (or any negative) means unbounded.
+        queued_max_request_bytes: usize::try_from(settings.queued_max_request_bytes).ok(),
         connection: ConnectionSettings {
             max_request_size: usize::try_from(settings.socket_request_max_bytes).unwrap_or(0),
             // Kafka: -1 (or any negative) disables the idle check.

@@ -312,6 +312,12 @@ broker_settings! {
     /// `queued.max.requests` (default 500): requests read but not yet handled, per
     /// broker, before the network stops reading.
     queued_max_requests: i32 = "queued.max.requests", default 500, Check::AtLeast(1);
+    /// `queued.max.request.bytes`: the bytes of requests read and not yet answered, across
+    /// all connections; when they are used up the broker stops reading sockets until
+    /// responses free them. Kafka's default is -1 (unbounded); Sluice's is 512 MiB, so
+    /// that many clients sending large requests at once cannot grow the broker's memory
+    /// without limit. -1 disables it. A request larger than the budget waits for all of it.
+    queued_max_request_bytes: i64 = "queued.max.request.bytes", default 512 * 1024 * 1024, Check::Any;
     /// `fetch.max.bytes` (default 55 MiB): the most one Fetch response carries.
     fetch_max_bytes: i32 = "fetch.max.bytes", default 57_671_680, Check::AtLeast(1024);
     /// `max.incremental.fetch.session.cache.slots` (default 1000).

@@ -210,6 +210,11 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
     /// Everything the broker logged so far (every start).
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
