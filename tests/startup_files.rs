@@ -48,7 +48,7 @@ fn create(c: &mut Client, topic: &str) {
 }
 
 fn produce(c: &mut Client, topic: &str) -> i16 {
-    let kv: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(Some(b"k"), Some(b"v")); RECORDS as usize];
+    let kv: Vec<batch::KeyValue<'_>> = vec![(Some(b"k"), Some(b"v")); RECORDS as usize];
     let records = batch::simple_batch(Compression::None, 1_700_000_000_000, &kv).unwrap();
     let r = c.call(
         ProduceRequest::default()
