@@ -292,7 +292,15 @@ impl Log {
             origin,
             max_batch_bytes: self.config.max_message_bytes as usize,
             require_keys: self.config.cleanup_policy.compact,
-            max_decompressed_bytes: MAX_DECOMPRESSED_BATCH,
+            // A producer's batch may not inflate past `max.message.bytes` when the broker
+            // decompresses it (compacted topics): a decompression bomb is refused after at
+            // most that many bytes, not inflated. What a leader accepted, a follower takes.
+            max_decompressed_bytes: match origin {
+                AppendOrigin::Client => usize::try_from(self.config.max_message_bytes)
+                    .unwrap_or(MAX_DECOMPRESSED_BATCH)
+                    .clamp(batch::BATCH_HEADER_SIZE, MAX_DECOMPRESSED_BATCH),
+                AppendOrigin::Replication => MAX_DECOMPRESSED_BATCH,
+            },
         }
     }
 
