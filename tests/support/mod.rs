@@ -170,6 +170,16 @@ impl Broker {
     /// A broker coordinated as `coordination` says, with `extra` broker keys in its
     /// `[config]` (Kafka's names; a key given here replaces the harness's default).
     pub fn start_with_config(coordination: Coordination, extra: &[(&str, &str)]) -> Broker {
+        Broker::start_prepared(coordination, extra, |_| {})
+    }
+
+    /// As [`Broker::start_with_config`], with `prepare` called on the data directory's path
+    /// (not created yet) before the broker starts — e.g. to mount a small file system there.
+    pub fn start_prepared(
+        coordination: Coordination,
+        extra: &[(&str, &str)],
+        prepare: impl FnOnce(&Path),
+    ) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-clients-")
             .tempdir()
@@ -193,6 +203,7 @@ impl Broker {
             config = config_table(extra),
         );
         fs::write(&config, text).expect("write config");
+        prepare(&data);
         let log = dir.path().join("broker.log");
         let mut b = Broker {
             dir,
