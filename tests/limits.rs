@@ -1,5 +1,6 @@
-//! Broker-wide resource limits against the real binary: `max.connections.per.ip` and the
-//! `queued.max.request.bytes` budget of request bytes in flight.
+//! Broker-wide resource limits against the real binary: `max.connections.per.ip`,
+//! `connections.max.idle.ms` and the `queued.max.request.bytes` budget of request bytes in
+//! flight.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -57,6 +58,32 @@ fn connections_per_ip_are_limited() {
         "{}",
         b.log_tail()
     );
+}
+
+#[test]
+fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let b = Broker::start_with_config(
+        Coordination::Embedded,
+        &[("connections.max.idle.ms", "400")],
+    );
+    let addr = b.addr();
+    let mut idle = connect_eventually(&addr);
+    let mut busy = connect_eventually(&addr);
+    let started = Instant::now();
+    // The busy one sends a request every 100 ms for three idle periods.
+    let mut correlation_id = 10;
+    while started.elapsed() < Duration::from_millis(1200) {
+        correlation_id += 1;
+        busy.send(&ApiVersionsRequest::default(), 0, correlation_id);
+        assert!(
+            busy.try_recv().is_some(),
+            "a busy connection was closed after {:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The idle one was closed by the broker: EOF (a read timeout here would be `false`).
+    assert!(idle.is_closed(), "an idle connection is still open");
 }
 
 /// The peak resident set of a process (`VmHWM`), in bytes.

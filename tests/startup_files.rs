@@ -7,16 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest, ProduceRequest,
-};
-use sluice::actors::log::batch;
-use sluice::actors::log::compression::Compression;
-use support::kafka::{name, Client};
+use support::kafka::{ops, Client};
 use support::{Broker, Coordination};
 
 const TOPICS: [&str; 4] = [
@@ -28,56 +19,11 @@ const TOPICS: [&str; 4] = [
 const RECORDS: i64 = 10;
 
 fn create(c: &mut Client, topic: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r: CreateTopicsResponse = c.call(
-            CreateTopicsRequest::default()
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(name(topic))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)])
-                .with_timeout_ms(10_000),
-            4,
-        );
-        if r.topics[0].error_code == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "cannot create {topic}: {r:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ops::create_topic(c, topic, 1, &[]);
 }
 
 fn produce(c: &mut Client, topic: &str) -> i16 {
-    let kv: Vec<batch::KeyValue<'_>> = vec![(Some(b"k"), Some(b"v")); RECORDS as usize];
-    let records = batch::simple_batch(Compression::None, 1_700_000_000_000, &kv).unwrap();
-    let r = c.call(
-        ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(records)))])]),
-        7,
-    );
-    r.responses[0].partition_responses[0].error_code
-}
-
-/// (error code, latest offset) of partition 0.
-fn latest(c: &mut Client, topic: &str) -> (i16, i64) {
-    let r = c.call(
-        ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(name(topic))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1)])]),
-        1,
-    );
-    let p = &r.topics[0].partitions[0];
-    (p.error_code, p.offset)
+    ops::produce(c, topic, RECORDS as usize, b"v")
 }
 
 #[test]
@@ -112,18 +58,18 @@ fn damaged_partition_files_take_only_their_partition_offline() {
     let mut c = Client::connect(&b.addr());
     // The intact partition is served as before.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while latest(&mut c, "intact") != (0, RECORDS) {
+    while ops::latest(&mut c, "intact") != (0, RECORDS) {
         assert!(
             Instant::now() < deadline,
             "intact: {:?}\n{}",
-            latest(&mut c, "intact"),
+            ops::latest(&mut c, "intact"),
             b.log_tail()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     // A missing partition.metadata is recovered: rewritten from the metadata, data intact.
     assert_eq!(
-        latest(&mut c, "no-metadata"),
+        ops::latest(&mut c, "no-metadata"),
         (0, RECORDS),
         "{}",
         b.log_tail()
@@ -135,7 +81,7 @@ fn damaged_partition_files_take_only_their_partition_offline() {
         ("garbage-metadata", "partition.metadata"),
         ("unreadable-segment", "00000000000000000000.log"),
     ] {
-        let (code, _) = latest(&mut c, topic);
+        let (code, _) = ops::latest(&mut c, topic);
         assert_ne!(code, 0, "{topic} is served: {}", b.log_tail());
         assert_ne!(produce(&mut c, topic), 0, "{topic} accepted a produce");
         let log = b.log();
@@ -149,6 +95,6 @@ fn damaged_partition_files_take_only_their_partition_offline() {
     }
     // And the broker still takes writes elsewhere.
     assert_eq!(produce(&mut c, "intact"), 0);
-    assert_eq!(latest(&mut c, "intact"), (0, 2 * RECORDS));
+    assert_eq!(ops::latest(&mut c, "intact"), (0, 2 * RECORDS));
     b.stop();
 }

@@ -86,6 +86,7 @@ pub async fn start(
     let metadata = MetadataCache::start(Arc::clone(&coordination)).await?;
     let manager = ReplicaManager::open(options.replicas.clone())?;
     let replicas = manager.replicas();
+    let log_dir = manager.log_dir();
     let replica_manager = manager.start();
     let groups = Groups::open(
         options.groups.clone(),
@@ -101,7 +102,8 @@ pub async fn start(
         rack: options.rack.clone(),
         incarnation: ids::random_u64(),
     };
-    register_broker(&coordination, &registration, options.registration_wait).await?;
+    let registered =
+        register_broker(&coordination, &registration, options.registration_wait).await?;
     let incarnation = registration.incarnation;
     let seen = metadata
         .wait_until(options.registration_wait, |view| {
@@ -132,6 +134,12 @@ pub async fn start(
         groups.clone(),
         options.log_defaults.clone(),
         stop_rx,
+    ));
+    actix::spawn(withdraw_when_offline(
+        Arc::clone(&coordination),
+        options.broker_id,
+        registered,
+        log_dir.subscribe(),
     ));
     tracing::info!(broker = options.broker_id, %cluster_id, "broker started");
     Ok(BrokerHandle {
@@ -181,6 +189,34 @@ impl BrokerHandle {
             tracing::warn!(error = %e, "closing the coordination session");
         }
         result.map(|_| ())
+    }
+}
+
+/// Once the data directory goes offline (see [`LogDirHealth`](crate::replica::LogDirHealth)),
+/// deletes this broker's registration — the version it wrote, not a later one — so that
+/// the controller moves its leaderships to other replicas, as it would if the broker had
+/// halted (Kafka halts when its last log directory fails). The process keeps running.
+async fn withdraw_when_offline(
+    coordination: Arc<dyn Coordination>,
+    broker_id: i32,
+    registered: sluice_coordination::Version,
+    mut offline: watch::Receiver<bool>,
+) {
+    if offline.wait_for(|offline| *offline).await.is_err() {
+        return;
+    }
+    let key = crate::metadata::paths::broker(broker_id);
+    match coordination.delete(&key, Some(registered)).await {
+        Ok(()) => tracing::warn!(
+            broker = broker_id,
+            "data directory offline: broker registration withdrawn, so that the controller \
+             moves this broker's leaderships to other replicas"
+        ),
+        Err(e) => tracing::error!(
+            broker = broker_id,
+            error = %e,
+            "data directory offline, and withdrawing the broker registration failed"
+        ),
     }
 }
 

@@ -74,6 +74,13 @@ pub enum Error {
     /// was smaller than `min.insync.replicas` (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
     #[error("appended, but the ISR size {isr} fell below min.insync.replicas={min}")]
     NotEnoughReplicasAfterAppend { isr: usize, min: i32 },
+    /// The data directory is offline after an I/O error (see `replica::LogDirHealth`):
+    /// its partitions answer KAFKA_STORAGE_ERROR until the broker restarts.
+    #[error("log directory {} is offline: {reason}", dir.display())]
+    LogDirOffline {
+        dir: std::path::PathBuf,
+        reason: String,
+    },
     /// The topic's configuration forbids the request (e.g. DeleteRecords on a topic
     /// without `cleanup.policy=delete`; POLICY_VIOLATION).
     #[error("policy violation: {0}")]

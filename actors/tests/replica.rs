@@ -20,7 +20,7 @@ use sluice_actors::log::log::LogOpenOptions;
 use sluice_actors::log::{Log, LogError};
 use sluice_actors::replica::messages::*;
 use sluice_actors::replica::{
-    arbiter_index, PartitionReplica, ReplicaConfig, ReplicaInit, ReplicaManager,
+    arbiter_index, LogDirHealth, PartitionReplica, ReplicaConfig, ReplicaInit, ReplicaManager,
     ReplicaManagerConfig,
 };
 use sluice_actors::Error;
@@ -125,6 +125,7 @@ fn start_replica(dir: &Path, config: LogConfig, replica: ReplicaConfig) -> Addr<
         high_watermark: 0,
         cleaner_first_dirty_offset: 0,
         config: replica,
+        log_dir: LogDirHealth::new(dir),
     })
     .unwrap()
     .start()

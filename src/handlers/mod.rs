@@ -176,6 +176,7 @@ pub fn error_code(error: &Error, family: Family) -> i16 {
         Error::UnknownProducerId(_) => code::UNKNOWN_PRODUCER_ID,
         Error::InvalidTopic(_) => code::INVALID_TOPIC_EXCEPTION,
         Error::PolicyViolation(_) => code::POLICY_VIOLATION,
+        Error::LogDirOffline { .. } => code::KAFKA_STORAGE_ERROR,
     }
 }
 

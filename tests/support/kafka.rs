@@ -200,3 +200,88 @@ pub fn name(s: &str) -> TopicName {
 pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
+
+/// Requests that many tests make: create a topic, produce a batch, ask for the latest offset.
+pub mod ops {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest, ProduceRequest,
+    };
+    use sluice::actors::log::batch;
+    use sluice::actors::log::compression::Compression;
+
+    use super::{name, s, Client};
+
+    /// Creates `topic` (replication factor 1) with `configs`, retrying while the broker is
+    /// not ready (no controller yet); panics if it cannot within 20 s.
+    pub fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r: CreateTopicsResponse = c.call(
+                CreateTopicsRequest::default()
+                    .with_topics(vec![CreatableTopic::default()
+                        .with_name(name(topic))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1)
+                        .with_configs(
+                            configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    CreatableTopicConfig::default()
+                                        .with_name(s(k))
+                                        .with_value(Some(s(v)))
+                                })
+                                .collect(),
+                        )])
+                    .with_timeout_ms(10_000),
+                4,
+            );
+            if r.topics[0].error_code == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cannot create {topic}: {r:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Produces one uncompressed batch of `records` records (`k` → `value`) to partition
+    /// 0 with acks=all; the partition's error code.
+    pub fn produce(c: &mut Client, topic: &str, records: usize, value: &[u8]) -> i16 {
+        let kv: Vec<batch::KeyValue<'_>> = vec![(Some(b"k"), Some(value)); records];
+        let batch =
+            batch::simple_batch(Compression::None, 1_700_000_000_000, &kv).expect("build a batch");
+        let r = c.call(
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(name(topic))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch)))])]),
+            7,
+        );
+        r.responses[0].partition_responses[0].error_code
+    }
+
+    /// (error code, latest offset) of partition 0 (ListOffsets v1, timestamp -1).
+    pub fn latest(c: &mut Client, topic: &str) -> (i16, i64) {
+        let r = c.call(
+            ListOffsetsRequest::default()
+                .with_replica_id((-1).into())
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(name(topic))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1)])]),
+            1,
+        );
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.offset)
+    }
+}

@@ -293,19 +293,24 @@ impl Broker {
 
     /// SIGTERM, then waits for the process and asserts it exited 0.
     pub fn stop(&mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "the broker exited with {status} after SIGTERM, not 0.\n--- broker log (tail) ---\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// SIGTERM, then waits (panics if the process outlives [`STOP_TIMEOUT`]); its status.
+    pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("broker not running");
         let st = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(st.success(), "kill -TERM failed");
-        let status = wait_deadline(&mut child, STOP_TIMEOUT);
-        match status {
-            Some(s) => assert!(
-                s.success(),
-                "the broker exited with {s} after SIGTERM, not 0.\n--- broker log (tail) ---\n{}",
-                self.log_tail()
-            ),
+        match wait_deadline(&mut child, STOP_TIMEOUT) {
+            Some(status) => status,
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -315,6 +320,13 @@ impl Broker {
                 );
             }
         }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("try_wait").is_none())
     }
 
     /// SIGKILL (`kill -9`): no chance to flush or close anything.

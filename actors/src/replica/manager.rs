@@ -57,6 +57,7 @@ use crate::log::manager::{read_checkpoint_or_forget, LogManager, LogOffsets};
 use crate::{Error, Result};
 
 use super::config::{schedule, ReplicaManagerConfig};
+use super::log_dir::LogDirHealth;
 use super::messages::{
     BecomeFollower, BecomeLeader, CheckpointReplicas, ClosedReplica, EnsureReplica, Shutdown,
     ShutdownReplicas, Status, StopReplica, UpdateConfig,
@@ -188,6 +189,8 @@ struct Inner {
     arbiters: Vec<ArbiterHandle>,
     partition_locks: Mutex<HashMap<TopicPartition, Arc<tokio::sync::Mutex<()>>>>,
     shutting_down: AtomicBool,
+    /// Offline after an I/O error (not a full disk): nothing more is written to it.
+    log_dir: LogDirHealth,
 }
 
 /// Starts and stops replicas; owns the data dir. See the module documentation.
@@ -218,6 +221,7 @@ impl ReplicaManager {
             .collect();
         Ok(ReplicaManager {
             inner: Arc::new(Inner {
+                log_dir: LogDirHealth::new(&config.data_dir),
                 config,
                 log_manager: RwLock::new(Some(log_manager)),
                 high_watermarks: Mutex::new(high_watermarks),
@@ -233,6 +237,11 @@ impl ReplicaManager {
     /// The shared TopicPartition → replica map that network handlers read.
     pub fn replicas(&self) -> ReplicaMap {
         self.inner.replicas.clone()
+    }
+
+    /// The data directory's health, which every replica shares.
+    pub fn log_dir(&self) -> LogDirHealth {
+        self.inner.log_dir.clone()
     }
 
     /// Whether the previous run ended with a clean shutdown (logs open without recovery).
@@ -259,7 +268,10 @@ impl ReplicaManager {
     }
 
     fn spawn_checkpoint(&mut self, ctx: &mut Context<Self>, what: Checkpoints) {
-        if self.checkpoint_running || self.inner.shutting_down.load(Ordering::Acquire) {
+        if self.checkpoint_running
+            || self.inner.shutting_down.load(Ordering::Acquire)
+            || self.inner.log_dir.is_offline()
+        {
             return;
         }
         self.checkpoint_running = true;
@@ -268,6 +280,7 @@ impl ReplicaManager {
             act.checkpoint_running = false;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "writing the data dir checkpoints failed");
+                act.inner.log_dir.observe(&e);
             }
         }));
     }
@@ -409,6 +422,7 @@ impl Inner {
 
     /// Opens the log and builds the replica. Blocking (log recovery, producer state).
     fn open_replica(&self, msg: &EnsureReplica) -> Result<PartitionReplica> {
+        self.log_dir.check()?;
         let now = now_ms();
         let (log, cleaner_first_dirty_offset) = {
             let guard = self
@@ -436,6 +450,7 @@ impl Inner {
             high_watermark,
             cleaner_first_dirty_offset,
             config: self.config.replica.clone(),
+            log_dir: self.log_dir.clone(),
         })
     }
 
@@ -617,6 +632,14 @@ impl Inner {
                     failure.get_or_insert(e);
                 }
             }
+        }
+        if let Err(offline) = self.log_dir.check() {
+            tracing::error!(error = %offline, "no checkpoints and no clean-shutdown marker written: \
+                the next start recovers every log");
+            for arbiter in &self.arbiters {
+                arbiter.stop();
+            }
+            return Err(offline);
         }
         let clean = failure.is_none();
         let this = Arc::clone(&self);

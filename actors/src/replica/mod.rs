@@ -12,6 +12,7 @@
 //! `manager.rs`.
 
 mod config;
+mod log_dir;
 mod manager;
 pub mod messages;
 mod partition;
@@ -20,6 +21,7 @@ mod snapshot;
 mod waiting_room;
 
 pub use config::{ReplicaConfig, ReplicaManagerConfig};
+pub use log_dir::{is_dir_failure, LogDirFailure, LogDirHealth};
 pub use manager::{arbiter_index, ReplicaManager, ReplicaMap, REPLICATION_OFFSET_CHECKPOINT};
 pub use partition::{PartitionReplica, ReplicaInit};
 

@@ -75,6 +75,7 @@ use actix::fut::{self, ActorFuture, ActorFutureExt, WrapFuture};
 use actix::{Actor, ActorContext, AsyncContext, AtomicResponse, Context, Handler, ResponseFuture};
 use tokio::sync::{oneshot, watch};
 
+use super::log_dir::LogDirHealth;
 use crate::log::batch::BatchHeader;
 use crate::log::checkpoint::TopicPartition;
 use crate::log::cleaner;
@@ -115,6 +116,8 @@ pub struct ReplicaInit {
     /// From `cleaner-offset-checkpoint` (0 if unknown); clamped to the log.
     pub cleaner_first_dirty_offset: i64,
     pub config: ReplicaConfig,
+    /// The data directory's health, shared by every replica of the broker.
+    pub log_dir: LogDirHealth,
 }
 
 /// One partition replica. See the module documentation.
@@ -124,6 +127,7 @@ pub struct PartitionReplica {
     topic_id: String,
     dir: PathBuf,
     config: ReplicaConfig,
+    log_dir: LogDirHealth,
     /// `None` only while a blocking operation holds it (the mailbox is paused then) and
     /// after [`Shutdown`].
     log: Option<Log>,
@@ -159,6 +163,7 @@ impl PartitionReplica {
             high_watermark,
             cleaner_first_dirty_offset,
             config,
+            log_dir,
         } = init;
         let producers = ProducerStateManager::load(&log, now_ms())?;
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
@@ -171,6 +176,7 @@ impl PartitionReplica {
             tp,
             topic_id,
             config,
+            log_dir,
             leader_epoch,
             is_leader,
             isr,
@@ -192,7 +198,9 @@ impl PartitionReplica {
             .ok_or_else(|| Error::Stopped(self.tp.to_string()))
     }
 
+    /// Leads, and its data directory is online.
     fn check_leader(&self) -> Result<()> {
+        self.log_dir.check()?;
         if self.is_leader {
             Ok(())
         } else {
@@ -443,6 +451,7 @@ impl PartitionReplica {
         self.flush_in_progress = false;
         if let Err(e) = &result {
             tracing::error!(partition = %self.tp, error = %e, "flush failed");
+            self.log_dir.observe(e);
         }
         for waiter in self.flush_waiters.drain(..) {
             let outcome = match &result {
@@ -459,10 +468,11 @@ impl PartitionReplica {
 
     /// `flush.ms` check (`log.flush.scheduler.interval.ms`).
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self
-            .log
-            .as_ref()
-            .is_some_and(|log| log.needs_flush(now_ms()))
+        if !self.log_dir.is_offline()
+            && self
+                .log
+                .as_ref()
+                .is_some_and(|log| log.needs_flush(now_ms()))
         {
             self.start_flush(ctx, None);
         }
@@ -470,7 +480,7 @@ impl PartitionReplica {
 
     /// Retention pass (`log.retention.check.interval.ms`), on the blocking pool.
     fn delete_old_segments(&mut self, ctx: &mut Context<Self>) {
-        if self.log.is_none() {
+        if self.log.is_none() || self.log_dir.is_offline() {
             return;
         }
         let (high_watermark, now) = (self.high_watermark, now_ms());
@@ -490,14 +500,17 @@ impl PartitionReplica {
                 act.producers.truncate_head(log_start_offset);
                 tracing::debug!(partition = %act.tp, deleted, log_start_offset, "retention deleted segments");
             }
-            Err(e) => tracing::warn!(partition = %act.tp, error = %e, "retention pass failed"),
+            Err(e) => {
+                tracing::warn!(partition = %act.tp, error = %e, "retention pass failed");
+                act.log_dir.observe(&e);
+            }
         }));
     }
 
     /// Compaction pass (`log.cleaner.backoff.ms`) if the log is compacted and dirty
     /// enough, on the blocking pool.
     fn maybe_clean(&mut self, ctx: &mut Context<Self>) {
-        let Some(log) = &self.log else {
+        let Some(log) = self.log.as_ref().filter(|_| !self.log_dir.is_offline()) else {
             return;
         };
         let (first_dirty, high_watermark, now) = (
@@ -528,7 +541,10 @@ impl PartitionReplica {
         ctx.wait(pass.map(|result, act, _| match result {
             Ok(Some(cleaned)) => act.cleaner_first_dirty_offset = cleaned.first_dirty_offset,
             Ok(None) => {}
-            Err(e) => tracing::warn!(partition = %act.tp, error = %e, "compaction failed"),
+            Err(e) => {
+                tracing::warn!(partition = %act.tp, error = %e, "compaction failed");
+                act.log_dir.observe(&e);
+            }
         }));
     }
 
@@ -643,7 +659,10 @@ impl Handler<Produce> for PartitionReplica {
         let timeout = Duration::from_millis(msg.timeout_ms);
         match self.produce(msg, ctx) {
             Ok(pending) => Box::pin(pending.wait(timeout)),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Err(e) => {
+                self.log_dir.observe(&e);
+                Box::pin(std::future::ready(Err(e)))
+            }
         }
     }
 }
