@@ -61,6 +61,34 @@ fn connections_per_ip_are_limited() {
 }
 
 #[test]
+fn connections_beyond_max_connections_wait_for_a_free_slot() {
+    let b = Broker::start_with_config(Coordination::Embedded, &[("max.connections", "2")]);
+    let addr = b.addr();
+    let first = connect_eventually(&addr);
+    let mut second = connect_eventually(&addr);
+    // The third is not accepted (it waits in the listen backlog): no answer yet.
+    let mut third = Client::new(TcpStream::connect(&addr).unwrap());
+    third.send(&ApiVersionsRequest::default(), 0, 7);
+    third
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(third.try_recv().is_none(), "a third connection was served");
+    second.send(&ApiVersionsRequest::default(), 0, 2);
+    assert!(second.try_recv().is_some());
+    // A slot frees: the waiting connection is accepted and its request answered.
+    drop(first);
+    third
+        .stream
+        .set_read_timeout(Some(support::kafka::READ_TIMEOUT))
+        .unwrap();
+    let frame = third
+        .try_recv()
+        .expect("the waiting connection was not served");
+    assert_eq!(support::kafka::correlation_id_of(&frame), 7);
+}
+
+#[test]
 fn idle_connections_are_closed_and_busy_ones_are_not() {
     let b = Broker::start_with_config(
         Coordination::Embedded,
