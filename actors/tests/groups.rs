@@ -309,3 +309,58 @@ async fn offsets_of_empty_groups_expire() {
     assert_eq!(fetch(&busy, "busy").await, [("orders".into(), 0, 5)]);
     b.shutdown().await.unwrap();
 }
+
+/// Commits of one partition sent back to back, without waiting for each answer (librdkafka's
+/// asynchronous commits): the last one sent is the one that stays, whatever order the
+/// coordinator's appends complete in.
+#[actix::test]
+async fn pipelined_commits_of_one_partition_keep_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let b = start(&store, dir.path()).await;
+    let c = coordinator(&b, "pipelined").await;
+    let commit = |offset| OffsetCommit {
+        group_id: "pipelined".into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        offsets: vec![CommitOffset {
+            topic: "orders".into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+        now_ms: 0,
+    };
+    for round in 0..20 {
+        // Sent in small bursts, so that earlier appends complete while later commits are
+        // still arriving.
+        let mut sent = Vec::new();
+        for i in 1..=200 {
+            sent.push(c.send(commit(round * 1000 + i)));
+            if i % 2 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        for answer in futures_join(sent).await {
+            answer.unwrap().unwrap();
+        }
+        assert_eq!(
+            fetch(&c, "pipelined").await,
+            [("orders".into(), 0, round * 1000 + 200)],
+            "round {round}"
+        );
+    }
+    b.shutdown().await.unwrap();
+}
+
+/// Awaits every future, in order (they all run meanwhile: actix sent the messages already).
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for f in futures {
+        out.push(f.await);
+    }
+    out
+}

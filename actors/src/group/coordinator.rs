@@ -122,18 +122,22 @@ impl GroupCoordinator {
     /// Appends `writes` as one batch (acks=all); answers the base offset once the log has
     /// them. The caller then applies them with [`GroupCoordinator::apply_written`].
     fn append(&self, writes: &[Write]) -> impl Future<Output = Result<i64, GroupError>> {
-        let replica = self.replica.clone();
         let timeout_ms = self.config.offsets_commit_timeout_ms;
         let now = now_ms();
-        let batch = records::build_batch(writes, now);
+        // Sent now, not when the returned future is first polled: actix polls an actor's
+        // pending futures in no fixed order, and two commits of one key must reach the log in
+        // the order their requests came (a later async commit must not be overwritten by an
+        // earlier one).
+        let produced = records::build_batch(writes, now).map(|records| {
+            self.replica.send(Produce {
+                records,
+                acks: -1,
+                timeout_ms,
+                now_ms: now,
+            })
+        });
         async move {
-            let produced = replica
-                .send(Produce {
-                    records: batch?,
-                    acks: -1,
-                    timeout_ms,
-                    now_ms: now,
-                })
+            let produced = produced?
                 .await
                 .map_err(|e| GroupError::NotCoordinator(format!("offsets partition: {e}")))?
                 .map_err(storage_error)?;
