@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= config/single-node.toml
 
-.PHONY: deps venv node_modules run test lint bench fuzz help
+.PHONY: deps venv node_modules run test lint client-only bench fuzz help
 
 help:
 	@echo "make run    build and run a single-node broker from $(CONFIG)"
@@ -62,7 +62,17 @@ node_modules: deps
 run: deps
 	$(CARGO) run --release --bin sluice -- --config $(CONFIG)
 
-lint: deps
+# The client alone must build without the broker's dependencies (actix, sled, the
+# coordination services and etcd-client's protoc step).
+BROKER_ONLY_CRATES := actix|actix-rt|sled|etcd-client|zookeeper-client|tonic|prost|sluice-coordination
+client-only: deps
+	$(CARGO) clippy -p sluice --lib --no-default-features --features client -- -D warnings
+	@pulled=$$($(CARGO) tree -p sluice --no-default-features --features client -e normal --prefix none \
+	  | awk '{print $$1}' | grep -xE '$(BROKER_ONLY_CRATES)' | sort -u | tr '\n' ' '); \
+	if [ -n "$$pulled" ]; then echo "the client-only build pulls in: $$pulled"; exit 1; fi; \
+	echo "client-only build: no broker dependencies"
+
+lint: deps client-only
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
