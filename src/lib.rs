@@ -10,6 +10,8 @@
 
 #[cfg(feature = "broker")]
 pub mod cli;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "broker")]
 pub mod config;
 #[cfg(feature = "broker")]

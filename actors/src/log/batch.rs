@@ -704,23 +704,73 @@ pub fn encode_record(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) {
-    let mut body =
-        Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
+    encode_record_with_headers(out, offset_delta, timestamp_delta, key, value, &[]);
+}
+
+/// A record header: a key and a possibly null value.
+pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// Encodes one record with its headers as Kafka's v2 format does.
+pub fn encode_record_with_headers(
+    out: &mut Vec<u8>,
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header<'_>],
+) {
+    let headers_len: usize = headers
+        .iter()
+        .map(|(k, v)| 10 + k.len() + v.map_or(0, <[u8]>::len))
+        .sum();
+    let mut body = Vec::with_capacity(
+        16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + headers_len,
+    );
     body.push(0); // attributes
     put_varlong(&mut body, timestamp_delta);
     put_varint(&mut body, offset_delta);
     for field in [key, value] {
-        match field {
-            Some(b) => {
-                put_varint(&mut body, b.len() as i32);
-                body.extend_from_slice(b);
-            }
-            None => put_varint(&mut body, -1),
-        }
+        put_bytes_or_null(&mut body, field);
     }
-    put_varint(&mut body, 0); // header count
+    put_varint(&mut body, headers.len() as i32);
+    for (k, v) in headers {
+        put_bytes_or_null(&mut body, Some(k));
+        put_bytes_or_null(&mut body, *v);
+    }
     put_varint(out, body.len() as i32);
     out.extend_from_slice(&body);
+}
+
+fn put_bytes_or_null(out: &mut Vec<u8>, field: Option<&[u8]>) {
+    match field {
+        Some(b) => {
+            put_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+        None => put_varint(out, -1),
+    }
+}
+
+/// The headers of a record, from its encoded headers section ([`Record::headers`]). The
+/// count is checked against the bytes before anything is reserved.
+pub fn parse_headers(section: &[u8]) -> Result<Vec<Header<'_>>> {
+    let mut cur = Cursor {
+        buf: section,
+        pos: 0,
+    };
+    let count = cur.varint()?;
+    // Each header takes at least two bytes (two varint lengths).
+    if count < 0 || count as usize > section.len() / 2 {
+        return Err(LogError::CorruptBatch(format!("header count {count}")));
+    }
+    let mut headers = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let key = cur
+            .bytes_or_null()?
+            .ok_or_else(|| LogError::CorruptBatch("null header key".into()))?;
+        headers.push((key, cur.bytes_or_null()?));
+    }
+    Ok(headers)
 }
 
 /// A record's key and value, either possibly null.
