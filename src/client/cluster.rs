@@ -106,13 +106,24 @@ impl Cluster {
             .brokers
             .get(&id)
             .map(BrokerInfo::addr)
-            .ok_or_else(|| ClientError::kafka(format!("broker {id}"), code::LEADER_NOT_AVAILABLE, Some("not in the metadata".into())))?;
+            .ok_or_else(|| {
+                ClientError::kafka(
+                    format!("broker {id}"),
+                    code::LEADER_NOT_AVAILABLE,
+                    Some("not in the metadata".into()),
+                )
+            })?;
         self.connection_to(&addr).await
     }
 
     /// A connection to any broker: a known one first, else a bootstrap server.
     pub(crate) async fn any_broker(&self) -> Result<Arc<Connection>> {
-        let mut candidates: Vec<String> = self.state().brokers.values().map(BrokerInfo::addr).collect();
+        let mut candidates: Vec<String> = self
+            .state()
+            .brokers
+            .values()
+            .map(BrokerInfo::addr)
+            .collect();
         candidates.sort();
         candidates.extend(self.config.bootstrap_servers.iter().cloned());
         let mut last = None;
@@ -237,9 +248,9 @@ impl Cluster {
             return Ok(t);
         }
         self.refresh(Some(&[topic.to_owned()])).await?;
-        let t = self.topic(topic).ok_or_else(|| {
-            ClientError::kafka(topic, code::UNKNOWN_TOPIC_OR_PARTITION, None)
-        })?;
+        let t = self
+            .topic(topic)
+            .ok_or_else(|| ClientError::kafka(topic, code::UNKNOWN_TOPIC_OR_PARTITION, None))?;
         super::error::check(|| topic.to_owned(), t.error_code, None)?;
         Ok(t)
     }

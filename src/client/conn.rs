@@ -163,7 +163,11 @@ impl Connection {
     }
 
     /// Sends `request` at `version` and awaits its response (within `request.timeout.ms`).
-    pub(crate) async fn send_at<Q: Request>(&self, request: Q, version: i16) -> Result<Q::Response> {
+    pub(crate) async fn send_at<Q: Request>(
+        &self,
+        request: Q,
+        version: i16,
+    ) -> Result<Q::Response> {
         let (frame, correlation_id) = self.encode(&request, version)?;
         let (reply, rx) = oneshot::channel();
         self.submit(Outgoing {
@@ -208,7 +212,11 @@ impl Connection {
 
     /// Sends `request` at `version` without waiting for an answer (acks=0 produce: the
     /// broker sends none).
-    pub(crate) async fn send_no_response<Q: Request>(&self, request: Q, version: i16) -> Result<()> {
+    pub(crate) async fn send_no_response<Q: Request>(
+        &self,
+        request: Q,
+        version: i16,
+    ) -> Result<()> {
         let (frame, correlation_id) = self.encode(&request, version)?;
         self.submit(Outgoing {
             frame,
@@ -237,9 +245,9 @@ impl Connection {
         request
             .encode(&mut buf, version)
             .map_err(|e| encode_error(e.to_string()))?;
-        let size = i32::try_from(buf.len() - 4).map_err(|_| ClientError::InvalidArgument(
-            format!("a request of {} bytes", buf.len()),
-        ))?;
+        let size = i32::try_from(buf.len() - 4).map_err(|_| {
+            ClientError::InvalidArgument(format!("a request of {} bytes", buf.len()))
+        })?;
         buf[..4].copy_from_slice(&size.to_be_bytes());
         Ok((buf.freeze(), correlation_id))
     }

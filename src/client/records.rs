@@ -127,16 +127,16 @@ pub fn decode_records(
     from_offset: i64,
     max_batch_bytes: usize,
 ) -> Result<Vec<ConsumerRecord>> {
-    let corrupt = |e: sluice_actors::log::LogError| {
-        ClientError::Records(format!("{topic}-{partition}: {e}"))
-    };
+    let corrupt =
+        |e: sluice_actors::log::LogError| ClientError::Records(format!("{topic}-{partition}: {e}"));
     let mut out = Vec::new();
     let mut pos = 0;
     while data.len() - pos >= BATCH_HEADER_SIZE {
         let rest = &data[pos..];
         let size = LOG_OVERHEAD
-            + usize::try_from(i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]))
-                .map_err(|_| ClientError::Records(format!("{topic}-{partition}: negative batch length")))?;
+            + usize::try_from(i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]])).map_err(
+                |_| ClientError::Records(format!("{topic}-{partition}: negative batch length")),
+            )?;
         if size > rest.len() {
             break; // a partial batch at the end
         }
@@ -231,7 +231,10 @@ mod tests {
             assert_eq!(records.len(), 2, "{codec}: offset 100 is below from_offset");
             assert_eq!(records[0].offset, 101);
             assert_eq!(records[0].timestamp, 1_005);
-            assert_eq!((records[0].key.clone(), records[0].value.clone()), (None, None));
+            assert_eq!(
+                (records[0].key.clone(), records[0].value.clone()),
+                (None, None)
+            );
             assert_eq!(records[1].key.as_deref(), Some(&b""[..]));
             assert_eq!(records[1].timestamp, 999);
             let all = decode_records("t", 2, &data, 0, 1 << 20).unwrap();

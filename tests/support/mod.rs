@@ -180,6 +180,27 @@ impl Broker {
         extra: &[(&str, &str)],
         prepare: impl FnOnce(&Path),
     ) -> Broker {
+        Broker::start_custom(coordination, extra, "", prepare)
+    }
+
+    /// A broker that tells clients `advertised` (`host:port`, e.g. a proxy in front of it)
+    /// instead of its listener.
+    pub fn start_advertising(coordination: Coordination, advertised: &str) -> Broker {
+        Broker::start_custom(
+            coordination,
+            &[],
+            &format!("advertised = \"{advertised}\"\n"),
+            |_| {},
+        )
+    }
+
+    /// The general form: `top_level` is TOML inserted among the top-level settings.
+    pub fn start_custom(
+        coordination: Coordination,
+        extra: &[(&str, &str)],
+        top_level: &str,
+        prepare: impl FnOnce(&Path),
+    ) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-clients-")
             .tempdir()
@@ -192,6 +213,7 @@ impl Broker {
              listen = \"127.0.0.1:{port}\"\n\
              data_dir = \"{data}\"\n\
              log_level = \"info\"\n\
+             {top_level}\
              \n\
              [coordination]\n\
              {coordination}\

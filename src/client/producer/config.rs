@@ -77,7 +77,10 @@ impl ProducerConfig {
             "max.request.size" => self.max_request_size = parse(key, value, 1..)?,
             "compression.type" | "compression.codec" => {
                 self.compression = Compression::from_name(value.trim()).ok_or_else(|| {
-                    invalid(key, format!("{value:?}: use none, gzip, snappy, lz4 or zstd"))
+                    invalid(
+                        key,
+                        format!("{value:?}: use none, gzip, snappy, lz4 or zstd"),
+                    )
                 })?
             }
             "retries" => self.retries = parse(key, value, 0..)?,

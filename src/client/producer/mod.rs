@@ -120,7 +120,10 @@ impl ProducerRecord {
             .iter()
             .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10)
             .sum();
-        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers + 32
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + headers
+            + 32
     }
 }
 
@@ -187,7 +190,11 @@ struct Batch {
 }
 
 impl Batch {
-    fn complete(self, result: std::result::Result<(i64, i64), ClientError>, metrics: &ProducerMetrics) {
+    fn complete(
+        self,
+        result: std::result::Result<(i64, i64), ClientError>,
+        metrics: &ProducerMetrics,
+    ) {
         let n = self.deliveries.len() as u64;
         match &result {
             Ok(_) => metrics.records_acked.fetch_add(n, Ordering::Relaxed),
@@ -198,8 +205,16 @@ impl Batch {
                 Ok((base_offset, log_append_time)) => Ok(RecordMetadata {
                     topic: self.topic.clone(),
                     partition: self.partition,
-                    offset: if *base_offset < 0 { -1 } else { base_offset + i as i64 },
-                    timestamp: if *log_append_time >= 0 { *log_append_time } else { timestamp },
+                    offset: if *base_offset < 0 {
+                        -1
+                    } else {
+                        base_offset + i as i64
+                    },
+                    timestamp: if *log_append_time >= 0 {
+                        *log_append_time
+                    } else {
+                        timestamp
+                    },
                 }),
                 Err(e) => Err(e.clone()),
             };
@@ -256,7 +271,9 @@ impl Producer {
         let config = config.validated()?;
         let inner = Arc::new(Inner {
             cluster: Cluster::new(config.client.clone()),
-            memory: Arc::new(Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS))),
+            memory: Arc::new(Semaphore::new(
+                config.buffer_memory.min(Semaphore::MAX_PERMITS),
+            )),
             partitioner,
             config,
             queues: Mutex::default(),
@@ -310,7 +327,10 @@ impl Producer {
         .map_err(|_| {
             ClientError::Timeout(
                 max_block,
-                format!("buffer.memory ({} bytes) stayed full", inner.config.buffer_memory),
+                format!(
+                    "buffer.memory ({} bytes) stayed full",
+                    inner.config.buffer_memory
+                ),
             )
         })?
         .map_err(|_| ClientError::Closed("the producer is closed".into()))?;
@@ -322,13 +342,14 @@ impl Producer {
             let queue = queues.entry((record.topic.clone(), partition)).or_default();
             let mut wake = false;
             if let Some(open) = &queue.open {
-                if open.builder.count() > 0
-                    && open.builder.size() + size > inner.config.batch_size
+                if open.builder.count() > 0 && open.builder.size() + size > inner.config.batch_size
                 {
                     queue.ready.extend(queue.open.take());
                     wake = true;
                 }
             }
+            // A new batch: the sender must learn its linger deadline.
+            wake |= queue.open.is_none();
             let batch = queue.open.get_or_insert_with(|| Batch {
                 topic: record.topic.clone(),
                 partition,
@@ -449,7 +470,9 @@ impl Producer {
                 for batch in queue.open.take().into_iter().chain(queue.ready.drain(..)) {
                     let n = batch.deliveries.len();
                     batch.complete(
-                        Err(ClientError::Closed(format!("not delivered within the close timeout of {timeout:?}"))),
+                        Err(ClientError::Closed(format!(
+                            "not delivered within the close timeout of {timeout:?}"
+                        ))),
                         &inner.metrics,
                     );
                     inner.resolved(n);
@@ -498,7 +521,10 @@ impl Inner {
         let linger = Duration::from_millis(self.config.linger_ms);
         let delivery_timeout = Duration::from_millis(self.config.delivery_timeout_ms);
         let flushing = self.flushing.load(Ordering::Acquire) > 0;
-        let producer = *self.producer_id.lock().unwrap_or_else(PoisonError::into_inner);
+        let producer = *self
+            .producer_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let idempotent = self.config.enable_idempotence;
         let mut by_leader: BTreeMap<i32, Vec<Batch>> = BTreeMap::new();
         let mut next: Option<Instant> = None;
@@ -511,10 +537,18 @@ impl Inner {
                 let at = batch.created + delivery_timeout;
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
-            while queue.ready.front().is_some_and(|b| now >= b.created + delivery_timeout) {
+            while queue
+                .ready
+                .front()
+                .is_some_and(|b| now >= b.created + delivery_timeout)
+            {
                 expired.extend(queue.ready.pop_front());
             }
-            if queue.open.as_ref().is_some_and(|b| now >= b.created + delivery_timeout) {
+            if queue
+                .open
+                .as_ref()
+                .is_some_and(|b| now >= b.created + delivery_timeout)
+            {
                 expired.extend(queue.open.take());
             }
             if queue.in_flight {
@@ -543,7 +577,12 @@ impl Inner {
             let leader = self
                 .cluster
                 .topic(topic)
-                .and_then(|t| t.partitions.iter().find(|p| p.partition == *partition).map(|p| p.leader))
+                .and_then(|t| {
+                    t.partitions
+                        .iter()
+                        .find(|p| p.partition == *partition)
+                        .map(|p| p.leader)
+                })
                 .unwrap_or(-1);
             if leader < 0 {
                 unknown_leader = true;
@@ -556,12 +595,16 @@ impl Inner {
                 let (pid, epoch, sequence) = match producer.filter(|_| idempotent) {
                     Some((pid, epoch)) => {
                         let sequence = queue.next_sequence;
-                        queue.next_sequence = sequence.wrapping_add(batch.builder.count()) & i32::MAX;
+                        queue.next_sequence =
+                            sequence.wrapping_add(batch.builder.count()) & i32::MAX;
                         (pid, epoch, sequence)
                     }
                     None => (-1, -1, -1),
                 };
-                match batch.builder.build(self.config.compression, pid, epoch, sequence) {
+                match batch
+                    .builder
+                    .build(self.config.compression, pid, epoch, sequence)
+                {
                     Ok(encoded) => {
                         batch.encoded = Some(encoded);
                         batch.sequence = Some(sequence);
@@ -584,7 +627,10 @@ impl Inner {
                 "{}-{}: not acknowledged within delivery.timeout.ms",
                 batch.topic, batch.partition
             );
-            batch.complete(Err(ClientError::Timeout(delivery_timeout, what)), &self.metrics);
+            batch.complete(
+                Err(ClientError::Timeout(delivery_timeout, what)),
+                &self.metrics,
+            );
             self.resolved(n);
         }
         (by_leader, next, unknown_leader)
@@ -645,7 +691,10 @@ impl Inner {
             .await;
             match result {
                 Ok(id) => {
-                    *self.producer_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
+                    *self
+                        .producer_id
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(id);
                     return;
                 }
                 Err(e) => {
@@ -700,7 +749,9 @@ async fn sender(inner: Arc<Inner>) {
         }
         let sleep = async {
             match next {
-                Some(at) => tokio::time::sleep_until((at.max(now + Duration::from_millis(1))).into()).await,
+                Some(at) => {
+                    tokio::time::sleep_until((at.max(now + Duration::from_millis(1))).into()).await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -734,7 +785,10 @@ fn split_by_size(batches: Vec<Batch>, max: usize) -> Vec<Vec<Batch>> {
 
 /// Sends one Produce request to `leader` and finishes each of its batches.
 async fn produce(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
-    inner.metrics.produce_requests.fetch_add(1, Ordering::Relaxed);
+    inner
+        .metrics
+        .produce_requests
+        .fetch_add(1, Ordering::Relaxed);
     inner
         .metrics
         .batches_sent
@@ -793,27 +847,32 @@ async fn produce(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
     for t in response.responses {
         let topic = t.name.0.to_string();
         for p in t.partition_responses {
-            let outcome = if p.error_code == code::NONE || p.error_code == code::DUPLICATE_SEQUENCE_NUMBER {
-                Ok((p.base_offset, p.log_append_time_ms))
-            } else {
-                Err(ClientError::kafka(
-                    format!("{topic}-{}", p.index),
-                    p.error_code,
-                    p.error_message.as_ref().map(|m| m.to_string()),
-                ))
-            };
+            let outcome =
+                if p.error_code == code::NONE || p.error_code == code::DUPLICATE_SEQUENCE_NUMBER {
+                    Ok((p.base_offset, p.log_append_time_ms))
+                } else {
+                    Err(ClientError::kafka(
+                        format!("{topic}-{}", p.index),
+                        p.error_code,
+                        p.error_message.as_ref().map(|m| m.to_string()),
+                    ))
+                };
             answers.insert((topic.clone(), p.index), outcome);
         }
     }
     let mut refresh = false;
     for b in batches {
-        let outcome = answers.remove(&(b.topic.clone(), b.partition)).unwrap_or_else(|| {
-            Err(ClientError::Protocol {
-                addr: format!("broker {leader}"),
-                reason: format!("no answer for {}-{}", b.topic, b.partition),
-            })
-        });
-        refresh |= outcome.as_ref().is_err_and(ClientError::needs_metadata_refresh);
+        let outcome = answers
+            .remove(&(b.topic.clone(), b.partition))
+            .unwrap_or_else(|| {
+                Err(ClientError::Protocol {
+                    addr: format!("broker {leader}"),
+                    reason: format!("no answer for {}-{}", b.topic, b.partition),
+                })
+            });
+        refresh |= outcome
+            .as_ref()
+            .is_err_and(ClientError::needs_metadata_refresh);
         inner.finish(b, outcome);
     }
     if refresh {

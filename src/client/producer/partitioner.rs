@@ -96,10 +96,18 @@ mod tests {
             (b"a-little-bit-longer-string", -1486304829),
         ];
         for (input, expected) in cases {
-            assert_eq!(murmur2(input) as i32, expected, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                murmur2(input) as i32,
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
-        assert_eq!(murmur2(&[b'a', b'b', b'c']) as i32, 479470107);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc") as i32, 479470107);
     }
 
     #[test]
@@ -108,6 +116,9 @@ mod tests {
         let picks: Vec<i32> = (0..6).map(|_| p.partition("t", None, 4, &[1, 3])).collect();
         assert_eq!(picks, [1, 3, 1, 3, 1, 3]);
         // Keyed records ignore availability.
-        assert_eq!(p.partition("t", Some(b"foobar"), 4, &[1]), key_partition(b"foobar", 4));
+        assert_eq!(
+            p.partition("t", Some(b"foobar"), 4, &[1]),
+            key_partition(b"foobar", 4)
+        );
     }
 }

@@ -61,8 +61,14 @@ mod tests {
 
     #[test]
     fn each_serializer_writes_its_format() {
-        assert_eq!(BytesSerializer.serialize("t", &b"\x00\x01"[..]).unwrap(), [0, 1]);
-        assert_eq!(StringSerializer.serialize("t", "héllo").unwrap(), "héllo".as_bytes());
+        assert_eq!(
+            BytesSerializer.serialize("t", &b"\x00\x01"[..]).unwrap(),
+            [0, 1]
+        );
+        assert_eq!(
+            StringSerializer.serialize("t", "héllo").unwrap(),
+            "héllo".as_bytes()
+        );
         let order = Order {
             id: 7,
             customer: "acme".into(),
