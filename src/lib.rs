@@ -23,6 +23,8 @@ pub mod logging;
 pub mod protocol;
 #[cfg(feature = "broker")]
 pub mod server;
+#[cfg(feature = "broker")]
+pub mod tools;
 
 pub use sluice_actors as actors;
 #[cfg(feature = "broker")]

@@ -1,4 +1,5 @@
-//! The `sluice` binary: `sluice --config FILE`.
+//! The `sluice` binary: `sluice --config FILE` runs a broker; `sluice topics|produce|consume|groups
+//! ...` are the admin tools (`sluice::tools`).
 //!
 //! Start: bind the listener (so that a `listen` port of 0 is known before it is advertised)
 //! → connect to the coordination service → start the broker's actors → serve. SIGINT or
@@ -24,7 +25,15 @@ use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::load(&cli.config) {
+    if let Some(tool) = cli.tool {
+        return sluice::tools::run(tool);
+    }
+    // clap requires --config when no tool is named.
+    let Some(path) = cli.config else {
+        eprintln!("sluice: --config FILE is required");
+        return ExitCode::from(2);
+    };
+    let config = match config::load(&path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sluice: {e}");

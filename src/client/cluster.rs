@@ -89,7 +89,7 @@ impl Cluster {
     }
 
     /// A connection to `addr`, opened if there is none or the last one failed.
-    async fn connection_to(&self, addr: &str) -> Result<Arc<Connection>> {
+    pub(crate) async fn connection_to(&self, addr: &str) -> Result<Arc<Connection>> {
         let mut conns = self.connections.lock().await;
         if let Some(c) = conns.get(addr).filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(c));

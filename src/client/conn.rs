@@ -168,6 +168,28 @@ impl Connection {
         request: Q,
         version: i16,
     ) -> Result<Q::Response> {
+        self.send_at_within(request, version, self.config.request_timeout)
+            .await
+    }
+
+    /// Sends `request` at the best version (capped at `max`), waiting up to `timeout` for
+    /// the answer (JoinGroup waits for a whole rebalance, longer than `request.timeout.ms`).
+    pub(crate) async fn send_within<Q: Request>(
+        &self,
+        request: Q,
+        max: i16,
+        timeout: Duration,
+    ) -> Result<Q::Response> {
+        let version = self.version::<Q>(max)?;
+        self.send_at_within(request, version, timeout).await
+    }
+
+    async fn send_at_within<Q: Request>(
+        &self,
+        request: Q,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Q::Response> {
         let (frame, correlation_id) = self.encode(&request, version)?;
         let (reply, rx) = oneshot::channel();
         self.submit(Outgoing {
@@ -176,14 +198,14 @@ impl Connection {
             reply: Some(reply),
         })
         .await?;
-        let mut frame = match tokio::time::timeout(self.config.request_timeout, rx).await {
+        let mut frame = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => answer?,
             Ok(Err(_)) => return Err(ClientError::Disconnected(self.addr.clone())),
             Err(_) => {
                 // The connection's order is lost with this answer: close it.
                 self.closed.store(true, Ordering::Release);
                 return Err(ClientError::Timeout(
-                    self.config.request_timeout,
+                    timeout,
                     format!("{} to {}", api_name(Q::KEY), self.addr),
                 ));
             }

@@ -116,6 +116,24 @@ impl BatchBuilder {
     }
 }
 
+/// The offset after the last whole batch in `data` (what to fetch next even when every
+/// record in it was skipped: control batches, records below the fetch offset), if any.
+pub fn next_offset_after(data: &[u8]) -> Option<i64> {
+    let mut pos = 0;
+    let mut next = None;
+    while data.len() - pos >= BATCH_HEADER_SIZE {
+        let Ok(header) = BatchHeader::parse(&data[pos..]) else {
+            break;
+        };
+        if header.size() > data.len() - pos {
+            break;
+        }
+        pos += header.size();
+        next = Some(header.next_offset());
+    }
+    next
+}
+
 /// The records of `data` (a fetch response's record set for one partition) at or after
 /// `from_offset`. Control batches are skipped; a batch cut off at the end (the broker sends
 /// whole batches up to its limit and may end with a partial one) is ignored. A compressed
