@@ -14,10 +14,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,9 +45,10 @@ use kafka_protocol::messages::{
 };
 use support::etcd::EtcdServer;
 use support::kafka::{self, name, s, Client};
+use support::member::{close_all, describe_all, json_i64, wait_for, wait_settled, Member, SETTLE};
 use support::{
-    assert_ok, event, json_field, json_u64, python, reader, root, run, script, tail, wait_deadline,
-    Broker, Coordination, Output, ZooKeeper,
+    assert_ok, event, json_field, json_u64, python, run, script, Broker, Coordination, Output,
+    ZooKeeper,
 };
 
 // Kafka's error codes.
@@ -69,7 +70,6 @@ const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 /// How long one client script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a group may take to settle (joins, rebalances, a dead member's session timeout).
-const SETTLE: Duration = Duration::from_secs(60);
 /// The session timeout of the members the kill -9 tests kill (the broker's minimum is 1000).
 const SESSION_MS: &str = "3000";
 
@@ -147,278 +147,6 @@ fn partition_lines(o: &Output) -> BTreeMap<i64, String> {
         .filter(|l| json_field(l, "event") == Some("partition"))
         .map(|l| (json_i64(l, "p").expect("p"), l.to_owned()))
         .collect()
-}
-
-fn json_i64(line: &str, field: &str) -> Option<i64> {
-    json_field(line, field)?.parse().ok()
-}
-
-/// The integers of a `"field": [1, 2]` list in a JSON line.
-fn json_list(line: &str, field: &str) -> Option<Vec<i64>> {
-    let pat = format!("\"{field}\": [");
-    let start = line.find(&pat)? + pat.len();
-    let end = start + line[start..].find(']')?;
-    Some(
-        line[start..end]
-            .split(',')
-            .filter(|x| !x.trim().is_empty())
-            .map(|x| x.trim().parse().expect("an integer"))
-            .collect(),
-    )
-}
-
-/// One `confluent_groups.py member` process.
-struct Member {
-    name: String,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<String>>>,
-    stdout: Option<thread::JoinHandle<()>>,
-    stderr: Option<thread::JoinHandle<String>>,
-    stderr_text: String,
-}
-
-impl Member {
-    fn start(b: &Broker, name: &str, topic: &str, group: &str, extra: &[&str]) -> Member {
-        let addr = b.addr();
-        let mut child = Command::new(python(".venv"))
-            .arg(script("confluent_groups.py"))
-            .args([
-                "member",
-                "--bootstrap",
-                &addr,
-                "--topic",
-                topic,
-                "--group",
-                group,
-                "--name",
-                name,
-            ])
-            .args(extra)
-            .current_dir(root())
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn a member");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&lines);
-        let stdout = thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let stderr = reader(child.stderr.take().expect("stderr"));
-        Member {
-            name: name.to_owned(),
-            stdin: child.stdin.take(),
-            child: Some(child),
-            lines,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-            stderr_text: String::new(),
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn events(&self, name: &str) -> Vec<String> {
-        self.lines()
-            .into_iter()
-            .filter(|l| json_field(l, "event") == Some(name))
-            .collect()
-    }
-
-    /// The partitions of its latest assignment event (None before the first).
-    fn assignment(&self) -> Option<Vec<i64>> {
-        let lines = self.lines.lock().unwrap();
-        let last = lines
-            .iter()
-            .rev()
-            .find(|l| json_field(l, "event") == Some("assignment"))?;
-        json_list(last, "partitions")
-    }
-
-    /// (partition, offset) of every record it processed, in order.
-    fn records(&self) -> Vec<(i64, i64)> {
-        self.events("record")
-            .iter()
-            .map(|l| (json_i64(l, "p").unwrap(), json_i64(l, "o").unwrap()))
-            .collect()
-    }
-
-    /// Its last successful commit per partition (the next offset to read).
-    fn committed(&self) -> BTreeMap<i64, i64> {
-        self.events("committed")
-            .iter()
-            .map(|l| (json_i64(l, "p").unwrap(), json_i64(l, "o").unwrap()))
-            .collect()
-    }
-
-    fn send(&mut self, command: &str) {
-        let w = self.stdin.as_mut().expect("stdin open");
-        writeln!(w, "{command}").expect("write to a member's stdin");
-        w.flush().unwrap();
-    }
-
-    /// "close": it commits what is pending, closes (LeaveGroup) and exits 0.
-    fn close(&mut self) {
-        if let Some(w) = self.stdin.as_mut() {
-            let _ = writeln!(w, "close");
-            let _ = w.flush();
-        }
-        let mut child = self.child.take().expect("running");
-        let status = wait_deadline(&mut child, SETTLE);
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.collect_output();
-        assert!(
-            status.is_some_and(|s| s.success())
-                && self
-                    .events("result")
-                    .last()
-                    .is_some_and(|l| json_field(l, "ok") == Some("true")),
-            "member {} did not close cleanly ({status:?})\n{}",
-            self.name,
-            self.describe()
-        );
-    }
-
-    /// kill -9.
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("kill -9");
-        child.wait().unwrap();
-        self.collect_output();
-    }
-
-    /// After the process exited: every line it printed is in `lines`, its stderr is kept.
-    fn collect_output(&mut self) {
-        drop(self.stdin.take());
-        if let Some(h) = self.stdout.take() {
-            let _ = h.join();
-        }
-        if let Some(h) = self.stderr.take() {
-            self.stderr_text = h.join().unwrap_or_default();
-        }
-    }
-
-    fn describe(&self) -> String {
-        let lines = self.lines();
-        let interesting: Vec<&String> = lines
-            .iter()
-            .filter(|l| {
-                json_field(l, "event") != Some("record")
-                    && json_field(l, "event") != Some("committed")
-            })
-            .collect();
-        format!(
-            "--- member {} events (no records) ---\n{}\n--- stderr (tail) ---\n{}",
-            self.name,
-            interesting
-                .iter()
-                .rev()
-                .take(30)
-                .rev()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            tail(&self.stderr_text, 20)
-        )
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-            if thread::panicking() {
-                self.collect_output();
-                eprintln!("{}", self.describe());
-            }
-        }
-    }
-}
-
-/// Asks every member to close, then waits for each (they leave concurrently).
-fn close_all(members: &mut [Member]) {
-    for m in members.iter_mut() {
-        m.send("close");
-    }
-    for m in members.iter_mut() {
-        m.close();
-    }
-}
-
-fn describe_all(members: &[&Member]) -> String {
-    members
-        .iter()
-        .map(|m| m.describe())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Polls `f` every 50 ms until it gives a value; fails after `timeout` with `diag()`.
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<T>,
-    diag: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {timeout:?}\n{}",
-            diag()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The members' latest assignments when every member holds partitions and together they
-/// hold each of `0..partitions` exactly once (disjoint and complete).
-fn settled(members: &[&Member], partitions: i64) -> Option<Vec<Vec<i64>>> {
-    let a: Vec<Vec<i64>> = members
-        .iter()
-        .map(|m| m.assignment())
-        .collect::<Option<_>>()?;
-    if a.iter().any(Vec::is_empty) {
-        return None;
-    }
-    let mut all: Vec<i64> = a.concat();
-    all.sort_unstable();
-    (all == (0..partitions).collect::<Vec<_>>()).then_some(a)
-}
-
-fn wait_settled(what: &str, members: &[&Member], partitions: i64) -> Vec<Vec<i64>> {
-    let a = wait_for(
-        what,
-        SETTLE,
-        || settled(members, partitions),
-        || describe_all(members),
-    );
-    eprintln!(
-        "{what}: {}",
-        members
-            .iter()
-            .zip(&a)
-            .map(|(m, a)| format!("{} {a:?}", m.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    a
 }
 
 /// How many times each (partition, offset) was processed, over all `members`.

@@ -9,6 +9,8 @@
 pub mod etcd;
 /// The raw Kafka client of the protocol-level tests.
 pub mod kafka;
+/// confluent-kafka group members as processes.
+pub mod member;
 /// The coordination crate's own ZooKeeper server harness (it needs `super::free_port`).
 #[path = "../../coordination/tests/support/zookeeper.rs"]
 pub mod zookeeper;
