@@ -460,14 +460,21 @@ async fn consume(args: ConsumeArgs) -> ToolResult {
             continue;
         }
         last_record = Instant::now();
-        for r in &records {
+        for (i, r) in records.iter().enumerate() {
             writeln!(stdout, "{}", format_record(&args.format, r))
                 .map_err(|e| ToolError(format!("writing to stdout: {e}")))?;
             let n = count.fetch_add(1, Ordering::Relaxed) + 1;
             if args.max_messages.is_some_and(|max| n >= max) {
-                // Commit only what was printed.
-                let tp = TopicPartition::new(r.topic.clone(), r.partition);
-                consumer.seek(&tp, r.offset + 1)?;
+                // Commit only what was printed: the rest of this poll goes back.
+                let mut unprinted: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+                for r in &records[i + 1..] {
+                    unprinted
+                        .entry(TopicPartition::new(r.topic.clone(), r.partition))
+                        .or_insert(r.offset);
+                }
+                for (tp, offset) in unprinted {
+                    consumer.seek(&tp, offset)?;
+                }
                 break 'poll;
             }
         }

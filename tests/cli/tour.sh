@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The README's CLI tour, as a test: create a topic, produce lines, consume them back in a
+# group, describe the group's lag, reset its offsets and read everything again.
+# Needs SLUICE (the binary) and BOOTSTRAP (host:port of a running broker); run by
+# tests/cli_tour.rs. Every step checks its output; the first failure exits non-zero.
+set -euo pipefail
+: "${SLUICE:?path of the sluice binary}" "${BOOTSTRAP:?host:port of a broker}"
+sluice() { "$SLUICE" "$@"; }
+B=(--bootstrap-server "$BOOTSTRAP")
+fail() { echo "tour: $*" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== topics create / list / describe"
+sluice topics create "${B[@]}" --topic tour --partitions 3 --replication-factor 1 --config retention.ms=3600000
+sluice topics list "${B[@]}" | grep -qx tour || fail "tour is not listed"
+sluice topics describe "${B[@]}" --topic tour | tee "$work/describe"
+grep -q "PartitionCount: 3" "$work/describe" || fail "describe: not 3 partitions"
+grep -q "retention.ms=3600000" "$work/describe" || fail "describe: the topic config is missing"
+# Creating it again is an error a script can see (exit 1), unless --if-not-exists.
+if sluice topics create "${B[@]}" --topic tour --partitions 3 2>"$work/err"; then
+  fail "a second create succeeded"
+fi
+grep -q "TOPIC_ALREADY_EXISTS" "$work/err" || fail "the error does not say why: $(cat "$work/err")"
+sluice topics create "${B[@]}" --topic tour --partitions 3 --if-not-exists
+
+echo "== produce (key:value lines from stdin)"
+for i in $(seq 1 30); do echo "key$i:value $i"; done > "$work/lines"
+sluice produce "${B[@]}" --topic tour --key-separator : < "$work/lines"
+
+echo "== consume in a group"
+sluice consume "${B[@]}" --topic tour --group tour-group --from-beginning \
+  --max-messages 30 --format '%k:%v' > "$work/consumed"
+sort "$work/lines" > "$work/expected"
+sort "$work/consumed" | diff - "$work/expected" || fail "consumed lines differ from the produced ones"
+
+echo "== groups list / describe"
+sluice groups list "${B[@]}" | grep -qx tour-group || fail "tour-group is not listed"
+sluice groups describe "${B[@]}" --group tour-group | tee "$work/lag"
+# Columns: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+awk -F'\t' '$1 == "tour-group" { n++; cur += $4; lag += $6 } END { exit !(n == 3 && cur == 30 && lag == 0) }' "$work/lag" \
+  || fail "describe: expected 3 partitions, 30 consumed, lag 0"
+
+echo "== reset offsets to earliest (dry run, then --execute)"
+sluice groups reset-offsets "${B[@]}" --group tour-group --topic tour --to-earliest > "$work/plan"
+sluice groups describe "${B[@]}" --group tour-group > "$work/lag"
+awk -F'\t' '$1 == "tour-group" { lag += $6 } END { exit !(lag == 0) }' "$work/lag" || fail "a dry run changed the offsets"
+sluice groups reset-offsets "${B[@]}" --group tour-group --topic tour --to-earliest --execute
+sluice groups describe "${B[@]}" --group tour-group > "$work/lag"
+awk -F'\t' '$1 == "tour-group" { lag += $6 } END { exit !(lag == 30) }' "$work/lag" || fail "after the reset the lag is not 30"
+sluice consume "${B[@]}" --topic tour --group tour-group --max-messages 30 --format '%k:%v' \
+  | sort | diff - "$work/expected" || fail "after the reset the group did not read everything again"
+
+echo "== partition and offset"
+sluice consume "${B[@]}" --topic tour --partition 0 --offset earliest --timeout-ms 1000 --format '%p %o' > "$work/p0"
+[ -s "$work/p0" ] && ! grep -qv '^0 ' "$work/p0" || fail "--partition 0 printed other partitions"
+
+echo "== usage errors exit 2"
+set +e
+sluice consume "${B[@]}" --no-such-flag >/dev/null 2>&1; status=$?
+set -e
+[ "$status" = 2 ] || fail "a bad flag exited $status, not 2"
+
+echo "tour: ok"
