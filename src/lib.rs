@@ -20,6 +20,8 @@ pub mod connection;
 pub mod handlers;
 #[cfg(feature = "broker")]
 pub mod logging;
+#[cfg(feature = "broker")]
+pub mod node;
 pub mod protocol;
 #[cfg(feature = "broker")]
 pub mod server;

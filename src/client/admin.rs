@@ -128,7 +128,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(config: ClientConfig) -> Admin {
+    pub fn new(mut config: ClientConfig) -> Admin {
+        config.allow_auto_create_topics = false;
         Admin {
             cluster: Cluster::new(config),
             operation_timeout: Duration::from_secs(30),

@@ -151,7 +151,9 @@ impl Cluster {
                     })
                     .collect()
             }))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(
+                topics.is_some() && self.config.allow_auto_create_topics,
+            );
         let conn = self.any_broker().await?;
         let response: MetadataResponse = conn.send(request, METADATA_VERSION).await?;
         self.record(response, topics.is_none());

@@ -25,6 +25,9 @@ pub struct ClientConfig {
     /// `receive.message.max.bytes` (librdkafka's, 100000000): larger response frames close
     /// the connection rather than being allocated.
     pub receive_message_max_bytes: usize,
+    /// `allow.auto.create.topics` (true): metadata requests for a topic let the broker
+    /// create it (if its `auto.create.topics.enable` is on). The admin client never does.
+    pub allow_auto_create_topics: bool,
 }
 
 impl ClientConfig {
@@ -38,6 +41,7 @@ impl ClientConfig {
             metadata_max_age_ms: 300_000,
             retry_backoff_ms: 100,
             receive_message_max_bytes: 100_000_000,
+            allow_auto_create_topics: true,
         }
     }
 
@@ -57,6 +61,7 @@ impl ClientConfig {
             }
             "metadata.max.age.ms" => self.metadata_max_age_ms = parse(key, value, 0..)?,
             "retry.backoff.ms" => self.retry_backoff_ms = parse(key, value, 0..)?,
+            "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
             "receive.message.max.bytes" => {
                 self.receive_message_max_bytes = parse(key, value, 1000..)?
             }
