@@ -19,15 +19,7 @@ use sluice::client::{
 };
 use support::kafka::{ops, Client};
 use support::member::{Member, SETTLE};
-use support::{assert_ok, python, Broker, Coordination};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use support::{assert_ok, python, runtime, Broker, Coordination};
 
 fn consumer(b: &Broker, group: Option<&str>, props: &[(&str, &str)]) -> Consumer {
     let mut config = ConsumerConfig::new(&b.addr());
@@ -273,23 +265,35 @@ fn synchronous_asynchronous_and_automatic_commits() {
     });
 }
 
-/// Polls every consumer in the background until `stop`.
-fn keep_polling(
-    rt: &tokio::runtime::Runtime,
-    consumers: &[Arc<Consumer>],
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    consumers
-        .iter()
-        .map(|c| {
-            let (c, stop) = (Arc::clone(c), Arc::clone(stop));
-            rt.spawn(async move {
-                while !stop.load(Ordering::Acquire) {
-                    c.poll(Duration::from_millis(100)).await.unwrap();
-                }
+/// Consumers polling in the background until `stop`.
+struct Polling {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Polling {
+    fn start(rt: &tokio::runtime::Runtime, consumers: &[Arc<Consumer>]) -> Polling {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = consumers
+            .iter()
+            .map(|c| {
+                let (c, stop) = (Arc::clone(c), Arc::clone(&stop));
+                rt.spawn(async move {
+                    while !stop.load(Ordering::Acquire) {
+                        c.poll(Duration::from_millis(100)).await.unwrap();
+                    }
+                })
             })
-        })
-        .collect()
+            .collect();
+        Polling { stop, tasks }
+    }
+
+    fn stop(self, rt: &tokio::runtime::Runtime) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.tasks {
+            rt.block_on(t).unwrap();
+        }
+    }
 }
 
 /// The consumers' assignments once they are complete and disjoint over `partitions`.
@@ -328,8 +332,7 @@ fn each_assignor_shares_the_partitions_and_the_survivor_takes_them_all() {
         let (a, c) = rt.block_on(async { (make(), make()) });
         a.subscribe(&["assign"]).unwrap();
         c.subscribe(&["assign"]).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = keep_polling(&rt, &[Arc::clone(&a), Arc::clone(&c)], &stop);
+        let polling = Polling::start(&rt, &[Arc::clone(&a), Arc::clone(&c)]);
         let shares = wait_balanced(&[Arc::clone(&a), Arc::clone(&c)], 6);
         match strategy {
             // Sorted member ids: one gets 0..3, the other 3..6.
@@ -345,19 +348,12 @@ fn each_assignor_shares_the_partitions_and_the_survivor_takes_them_all() {
             _ => assert!(shares.iter().all(|s| s.len() == 3), "{shares:?}"),
         }
         // One leaves: the other takes everything.
-        stop.store(true, Ordering::Release);
-        for t in tasks {
-            rt.block_on(t).unwrap();
-        }
+        polling.stop(&rt);
         rt.block_on(c.close());
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = keep_polling(&rt, &[Arc::clone(&a)], &stop);
+        let polling = Polling::start(&rt, &[Arc::clone(&a)]);
         let alone = wait_balanced(&[Arc::clone(&a)], 6);
         assert_eq!(alone[0], (0..6).collect::<Vec<_>>());
-        stop.store(true, Ordering::Release);
-        for t in tasks {
-            rt.block_on(t).unwrap();
-        }
+        polling.stop(&rt);
         rt.block_on(a.close());
         eprintln!("{strategy}: {shares:?}");
     }
@@ -384,8 +380,7 @@ fn a_group_of_a_sluice_and_a_confluent_consumer_shares_partitions_without_overla
         ))
     });
     ours.subscribe(&["mixed"]).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = keep_polling(&rt, &[Arc::clone(&ours)], &stop);
+    let polling = Polling::start(&rt, &[Arc::clone(&ours)]);
     let deadline = Instant::now() + SETTLE;
     loop {
         let theirs: Vec<i32> = member
@@ -412,10 +407,7 @@ fn a_group_of_a_sluice_and_a_confluent_consumer_shares_partitions_without_overla
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop.store(true, Ordering::Release);
-    for t in tasks {
-        rt.block_on(t).unwrap();
-    }
+    polling.stop(&rt);
     rt.block_on(ours.close());
     member.close();
 }
@@ -560,13 +552,9 @@ fn the_rebalance_listener_hears_revocation_before_assignment_and_can_commit() {
         ))
     });
     second.subscribe(&["listen"]).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = keep_polling(&rt, &[Arc::clone(&first), Arc::clone(&second)], &stop);
+    let polling = Polling::start(&rt, &[Arc::clone(&first), Arc::clone(&second)]);
     wait_balanced(&[Arc::clone(&first), Arc::clone(&second)], 4);
-    stop.store(true, Ordering::Release);
-    for t in tasks {
-        rt.block_on(t).unwrap();
-    }
+    polling.stop(&rt);
     let events = recorder.events.lock().unwrap().clone();
     assert!(events.len() >= 3, "{events:?}");
     assert_eq!(events[0], ("assigned".to_owned(), vec![0, 1, 2, 3]));
@@ -664,18 +652,13 @@ fn sticky_keeps_the_survivors_partitions_when_a_member_leaves() {
     for m in &members {
         m.subscribe(&["sticky"]).unwrap();
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = keep_polling(&rt, &members, &stop);
+    let polling = Polling::start(&rt, &members);
     let before = wait_balanced(&members, 9);
     assert!(before.iter().all(|s| s.len() == 3), "{before:?}");
-    stop.store(true, Ordering::Release);
-    for t in tasks {
-        rt.block_on(t).unwrap();
-    }
+    polling.stop(&rt);
     rt.block_on(members[2].close());
     let survivors = &members[..2];
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = keep_polling(&rt, survivors, &stop);
+    let polling = Polling::start(&rt, survivors);
     let after = wait_balanced(survivors, 9);
     for (old, new) in before.iter().zip(&after) {
         let new: BTreeSet<i32> = new.iter().copied().collect();
@@ -684,10 +667,7 @@ fn sticky_keeps_the_survivors_partitions_when_a_member_leaves() {
             "sticky moved partitions: {before:?} -> {after:?}"
         );
     }
-    stop.store(true, Ordering::Release);
-    for t in tasks {
-        rt.block_on(t).unwrap();
-    }
+    polling.stop(&rt);
     rt.block_on(async {
         for m in survivors {
             m.close().await;

@@ -14,15 +14,7 @@ use std::time::Duration;
 use sluice::client::producer::key_partition;
 use sluice::client::{ClientError, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 use support::kafka::{ops, Client};
-use support::{assert_ok, python, Broker, Coordination};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use support::{assert_ok, python, runtime, Broker, Coordination};
 
 fn producer(b: &Broker, props: &[(&str, &str)]) -> Producer {
     let mut config = ProducerConfig::new(&b.addr());

@@ -29,6 +29,15 @@ use tempfile::TempDir;
 /// Tells the coordination roots of brokers in one test process apart.
 static ROOTS: AtomicUsize = AtomicUsize::new(0);
 
+/// A two-thread tokio runtime for tests that drive the native client.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// How a test broker is coordinated.
 #[derive(Debug, Clone)]
 pub enum Coordination {

@@ -207,6 +207,13 @@ impl Consumer {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn listener(&self) -> Option<Arc<dyn RebalanceListener>> {
+        self.listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn group_id(&self) -> Result<&str> {
         self.config
             .group_id
@@ -724,12 +731,7 @@ impl Consumer {
                 tracing::debug!(error = %e, "commit before the rebalance failed");
             }
         }
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(l) = listener {
+        if let Some(l) = self.listener() {
             l.on_partitions_revoked(self, &revoked).await;
         }
         let mut state = self.state();
@@ -778,12 +780,7 @@ impl Consumer {
             (joined, assigned)
         };
         tracing::debug!(group = %group_id, generation = joined.generation_id, partitions = assigned.len(), "joined the group");
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(l) = listener {
+        if let Some(l) = self.listener() {
             l.on_partitions_assigned(self, &assigned).await;
         }
         Ok(())
