@@ -125,6 +125,8 @@ struct State {
     last_poll: Instant,
     last_auto_commit: Instant,
     closed: bool,
+    /// Brokers with a fetch in flight (one each).
+    fetching: BTreeSet<i32>,
 }
 
 struct CommitJob {
@@ -140,6 +142,8 @@ pub struct Consumer {
     listener: Mutex<Option<Arc<dyn RebalanceListener>>>,
     commits: mpsc::UnboundedSender<CommitJob>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Notified when a fetch in flight finishes.
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -179,6 +183,7 @@ impl Consumer {
             last_poll: now,
             last_auto_commit: now,
             closed: false,
+            fetching: BTreeSet::new(),
         }));
         let (commits, rx) = mpsc::unbounded_channel();
         tokio::spawn(commit_loop(
@@ -200,6 +205,7 @@ impl Consumer {
             listener: Mutex::new(None),
             commits,
             heartbeat,
+            arrived: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -419,6 +425,8 @@ impl Consumer {
             self.maybe_auto_commit();
             self.update_positions().await?;
             let records = self.take_buffered();
+            // Fetch ahead (or for the first time) while the caller works.
+            self.start_fetches().await;
             if !records.is_empty() {
                 return Ok(records);
             }
@@ -426,8 +434,7 @@ impl Consumer {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            let wait = (deadline - now).min(Duration::from_millis(self.config.fetch_max_wait_ms));
-            self.fetch_once(wait).await;
+            self.await_fetches(deadline - now).await;
         }
     }
 
@@ -565,19 +572,28 @@ impl Consumer {
         Ok(())
     }
 
-    /// One round of fetches, to every leader at once, waiting up to `wait` for data.
-    async fn fetch_once(&self, wait: Duration) {
-        let fetchable: Vec<(TopicPartition, i64)> = self
-            .state()
-            .assignment
-            .iter()
-            .filter(|(_, p)| !p.paused)
-            .filter_map(|(tp, p)| p.fetch_offset.map(|o| (tp.clone(), o)))
-            .collect();
-        if fetchable.is_empty() {
-            tokio::time::sleep(wait).await;
-            return;
-        }
+    /// Starts a fetch to every leader that has none in flight, for the partitions that are
+    /// fetchable and have nothing buffered (so at most one response per partition waits in
+    /// memory). Each fetch runs on its own task and puts what it gets into the buffer; the
+    /// next `poll` finds it there — fetching goes on while the caller processes records.
+    async fn start_fetches(&self) {
+        let (fetchable, busy): (Vec<(TopicPartition, i64)>, BTreeSet<i32>) = {
+            let state = self.state();
+            let buffered: BTreeSet<(&str, i32)> = state
+                .buffered
+                .iter()
+                .map(|r| (r.topic.as_str(), r.partition))
+                .collect();
+            let fetchable = state
+                .assignment
+                .iter()
+                .filter(|(tp, p)| {
+                    !p.paused && !buffered.contains(&(tp.topic.as_str(), tp.partition))
+                })
+                .filter_map(|(tp, p)| p.fetch_offset.map(|o| (tp.clone(), o)))
+                .collect();
+            (fetchable, state.fetching.clone())
+        };
         let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
         let mut refresh = false;
         for (tp, offset) in fetchable {
@@ -591,97 +607,55 @@ impl Consumer {
             };
             if leader < 0 {
                 refresh = true;
-                continue;
-            }
-            by_leader.entry(leader).or_default().push((tp, offset));
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (leader, partitions) in by_leader {
-            let cluster = Arc::clone(&self.cluster);
-            let config = self.config.clone();
-            tasks.spawn(async move {
-                let result = fetch_from(&cluster, &config, leader, &partitions, wait).await;
-                (partitions, result)
-            });
-        }
-        if refresh {
-            let _ = self.cluster.refresh(None).await;
-            tokio::time::sleep(self.config.client.retry_backoff().min(wait)).await;
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((asked, result)) = joined else {
-                continue;
-            };
-            match result {
-                Ok(answers) => self.absorb(&asked, answers),
-                Err(e) => {
-                    tracing::debug!(error = %e, "fetch failed");
-                    if e.needs_metadata_refresh() {
-                        let _ = self.cluster.refresh(None).await;
-                    }
-                    tokio::time::sleep(self.config.client.retry_backoff().min(wait)).await;
-                }
+            } else if !busy.contains(&leader) {
+                by_leader.entry(leader).or_default().push((tp, offset));
             }
         }
-    }
-
-    /// Takes a fetch's answers into the buffer, if the partitions still expect them.
-    fn absorb(&self, asked: &[(TopicPartition, i64)], answers: Vec<FetchAnswer>) {
-        let mut refresh = false;
-        let mut guard = self.state();
-        let state = &mut *guard;
-        for answer in answers {
-            let Some(&(_, asked_offset)) = asked.iter().find(|(tp, _)| *tp == answer.tp) else {
-                continue;
-            };
-            let Some(p) = state.assignment.get_mut(&answer.tp) else {
-                continue;
-            };
-            // A seek or a rebalance meanwhile: this answer is stale.
-            if p.fetch_offset != Some(asked_offset) {
-                continue;
-            }
-            match answer.error {
-                code::NONE => {}
-                code::OFFSET_OUT_OF_RANGE => {
-                    p.position = None;
-                    p.fetch_offset = None;
-                    p.reset = Some(Reset::Policy(self.config.auto_offset_reset));
-                    state.buffered.retain(|r| {
-                        !(r.topic == answer.tp.topic && r.partition == answer.tp.partition)
-                    });
-                    continue;
-                }
-                _ => {
-                    refresh = true;
-                    continue;
-                }
-            }
-            p.high_watermark = answer.high_watermark;
-            let Some(data) = answer.records else {
-                continue;
-            };
-            match decode_records(
-                &answer.tp.topic,
-                answer.tp.partition,
-                &data,
-                asked_offset,
-                self.config.fetch_max_bytes.max(1) as usize * 4,
-            ) {
-                Ok(records) => {
-                    if let Some(next) = next_offset_after(&data) {
-                        p.fetch_offset = Some(next.max(asked_offset));
-                    }
-                    state.buffered.extend(records);
-                }
-                Err(e) => tracing::warn!(partition = %answer.tp, error = %e, "undecodable records"),
-            }
-        }
-        drop(guard);
         if refresh {
             let cluster = Arc::clone(&self.cluster);
             tokio::spawn(async move { cluster.refresh(None).await });
         }
+        let wait = Duration::from_millis(self.config.fetch_max_wait_ms);
+        for (leader, partitions) in by_leader {
+            self.state().fetching.insert(leader);
+            let (cluster, state, config, arrived) = (
+                Arc::clone(&self.cluster),
+                Arc::clone(&self.state),
+                self.config.clone(),
+                Arc::clone(&self.arrived),
+            );
+            tokio::spawn(async move {
+                let result = fetch_from(&cluster, &config, leader, &partitions, wait).await;
+                let refresh = match result {
+                    Ok(answers) => absorb(&state, &config, &partitions, answers),
+                    Err(e) => {
+                        tracing::debug!(error = %e, broker = leader, "fetch failed");
+                        tokio::time::sleep(config.client.retry_backoff()).await;
+                        e.needs_metadata_refresh()
+                    }
+                };
+                if refresh {
+                    let _ = cluster.refresh(None).await;
+                }
+                state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .fetching
+                    .remove(&leader);
+                arrived.notify_waiters();
+            });
+        }
+    }
+
+    /// Waits up to `wait` for a fetch in flight to finish (or for `wait` if none is).
+    async fn await_fetches(&self, wait: Duration) {
+        let arrived = self.arrived.notified();
+        if self.state().fetching.is_empty() {
+            // Nothing to wait for: back off a little (no partition is fetchable).
+            tokio::time::sleep(wait.min(Duration::from_millis(50))).await;
+            return;
+        }
+        let _ = tokio::time::timeout(wait, arrived).await;
     }
 
     /// Rejoins the group if a rebalance is due (subscribe mode only).
@@ -966,6 +940,69 @@ fn is_rejoin_error(e: &ClientError) -> bool {
                 | code::MEMBER_ID_REQUIRED
         )
     )
+}
+
+/// Takes a fetch's answers into the buffer, if the partitions still expect them (a seek or
+/// a rebalance meanwhile makes an answer stale). Returns whether the metadata needs a
+/// refresh (a partition's leader moved).
+fn absorb(
+    state: &Mutex<State>,
+    config: &ConsumerConfig,
+    asked: &[(TopicPartition, i64)],
+    answers: Vec<FetchAnswer>,
+) -> bool {
+    let mut refresh = false;
+    let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = &mut *guard;
+    for answer in answers {
+        let Some(&(_, asked_offset)) = asked.iter().find(|(tp, _)| *tp == answer.tp) else {
+            continue;
+        };
+        let Some(p) = state.assignment.get_mut(&answer.tp) else {
+            continue;
+        };
+        if p.fetch_offset != Some(asked_offset) {
+            continue;
+        }
+        match answer.error {
+            code::NONE => {}
+            code::OFFSET_OUT_OF_RANGE => {
+                p.position = None;
+                p.fetch_offset = None;
+                p.reset = Some(Reset::Policy(config.auto_offset_reset));
+                let tp = &answer.tp;
+                state
+                    .buffered
+                    .retain(|r| !(r.topic == tp.topic && r.partition == tp.partition));
+                continue;
+            }
+            _ => {
+                refresh = true;
+                continue;
+            }
+        }
+        p.high_watermark = answer.high_watermark;
+        let Some(data) = answer.records else {
+            continue;
+        };
+        let max_batch = usize::try_from(config.fetch_max_bytes).unwrap_or(0).max(1) * 4;
+        match decode_records(
+            &answer.tp.topic,
+            answer.tp.partition,
+            &data,
+            asked_offset,
+            max_batch,
+        ) {
+            Ok(records) => {
+                if let Some(next) = next_offset_after(&data) {
+                    p.fetch_offset = Some(next.max(asked_offset));
+                }
+                state.buffered.extend(records);
+            }
+            Err(e) => tracing::warn!(partition = %answer.tp, error = %e, "undecodable records"),
+        }
+    }
+    refresh
 }
 
 /// One partition's part of a fetch response.
