@@ -130,6 +130,14 @@ fn records_from_confluent_kafka_are_read_intact_for_every_codec() {
             let c = consumer(&b, None, &[("auto.offset.reset", "earliest")]);
             c.assign(&all_partitions(&topic, 3));
             let got = poll_n(&c, records).await;
+            // Nothing more: the fetches go on in their session, incrementally.
+            assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty());
+            let m = c.metrics();
+            assert!(
+                m.incremental_fetches.load(Ordering::Relaxed) > 0,
+                "no incremental fetch ({} full)",
+                m.full_fetches.load(Ordering::Relaxed)
+            );
             c.close().await;
             got
         });

@@ -172,19 +172,9 @@ impl Connection {
             .await
     }
 
-    /// Sends `request` at the best version (capped at `max`), waiting up to `timeout` for
-    /// the answer (JoinGroup waits for a whole rebalance, longer than `request.timeout.ms`).
-    pub(crate) async fn send_within<Q: Request>(
-        &self,
-        request: Q,
-        max: i16,
-        timeout: Duration,
-    ) -> Result<Q::Response> {
-        let version = self.version::<Q>(max)?;
-        self.send_at_within(request, version, timeout).await
-    }
-
-    async fn send_at_within<Q: Request>(
+    /// Sends `request` at `version`, waiting up to `timeout` for the answer (a long-poll
+    /// fetch waits longer than `request.timeout.ms`).
+    pub(crate) async fn send_at_within<Q: Request>(
         &self,
         request: Q,
         version: i16,

@@ -123,6 +123,8 @@ pub mod code {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
@@ -133,7 +135,7 @@ pub mod code {
 pub fn is_retriable(code: i16) -> bool {
     matches!(
         code,
-        1 | 2 | 3 | 5 | 6 | 7 | 13 | 14 | 15 | 16 | 19 | 20 | 56 | 74 | 75 | 89 | 97
+        1 | 2 | 3 | 5 | 6 | 7 | 13 | 14 | 15 | 16 | 19 | 20 | 56 | 70 | 71 | 74 | 75 | 89 | 97
     )
 }
 
@@ -186,6 +188,8 @@ pub fn error_name(code: i16) -> &'static str {
         59 => "UNKNOWN_PRODUCER_ID",
         68 => "NON_EMPTY_GROUP",
         69 => "GROUP_ID_NOT_FOUND",
+        70 => "FETCH_SESSION_ID_NOT_FOUND",
+        71 => "INVALID_FETCH_SESSION_EPOCH",
         74 => "FENCED_LEADER_EPOCH",
         75 => "UNKNOWN_LEADER_EPOCH",
         79 => "MEMBER_ID_REQUIRED",

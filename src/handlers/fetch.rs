@@ -5,9 +5,10 @@
 //! Long poll: while fewer than `min_bytes` are available and `max_wait_ms` has not passed,
 //! the handler waits on the replicas' high-watermark receivers and reads again.
 //!
-//! No fetch sessions (KIP-227): `session_id` 0 in every answer tells the client that no
-//! session was created, and it keeps sending full fetches. Both isolation levels read up to
-//! the high watermark (the last stable offset equals it without transactions, trap 11).
+//! Fetch sessions (KIP-227, v7+; `fetch_session.rs`): an incremental request is turned into
+//! the session's full request before the reads, and the answer keeps only the partitions
+//! with something new. Both isolation levels read up to the high watermark (the last stable
+//! offset equals it without transactions, trap 11).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -25,11 +26,14 @@ use tokio::sync::Notify;
 use crate::protocol::fetch::{failed_partition, fetched_partition, FetchedPartition};
 use crate::protocol::{encode_fetch_response, PartitionRecords, RequestKey};
 
+use super::fetch_session::Plan;
 use super::produce::not_hosted_code;
 use super::{code, error_code, now_ms, Context, Family, Reply};
 
 /// First Fetch version addressing topics by id.
 const TOPIC_IDS: i16 = 13;
+/// First Fetch version with sessions.
+const SESSIONS: i16 = 7;
 
 /// One partition of the request, resolved.
 struct Wanted {
@@ -49,8 +53,22 @@ struct Read {
 }
 
 /// Answers a Fetch request.
-pub async fn handle(ctx: &Context, key: RequestKey, request: FetchRequest) -> Reply {
+pub async fn handle(ctx: &Context, key: RequestKey, mut request: FetchRequest) -> Reply {
     let version = key.api_version;
+    let plan = if version >= SESSIONS {
+        match ctx.fetch_sessions.begin(&mut request) {
+            Ok(plan) => plan,
+            Err(error) => {
+                let response = FetchResponse::default().with_error_code(error);
+                return encode(&response, version, key, HashMap::new());
+            }
+        }
+    } else {
+        Plan::Sessionless
+    };
+    // What the session needs to know of the request after its topics are consumed.
+    let session_request = (plan != Plan::Sessionless)
+        .then(|| FetchRequest::default().with_topics(request.topics.clone()));
     let isolation_level = request.isolation_level;
     let max_bytes = u64::try_from(request.max_bytes).unwrap_or(0);
     let min_bytes = u64::try_from(request.min_bytes).unwrap_or(0);
@@ -125,18 +143,71 @@ pub async fn handle(ctx: &Context, key: RequestKey, request: FetchRequest) -> Re
         handle.abort();
     }
 
+    let answered: Vec<(usize, i32, i64, i64, bool)> = wanted
+        .iter()
+        .zip(&reads)
+        .map(|(w, r)| {
+            let news = r.slice.is_some() || r.data.error_code != code::NONE;
+            (
+                w.topic,
+                w.partition,
+                r.data.high_watermark,
+                r.data.log_start_offset,
+                news,
+            )
+        })
+        .collect();
+    let (session_id, keep) = match &session_request {
+        Some(session_request) => ctx.fetch_sessions.finish(plan, session_request, &answered),
+        None => (0, vec![true; answered.len()]),
+    };
     let mut slices = HashMap::new();
-    for (w, read) in wanted.iter().zip(reads) {
+    for ((w, read), keep) in wanted.iter().zip(reads).zip(keep) {
         let Some(topic) = topics.get_mut(w.topic) else {
             continue;
         };
+        if !keep {
+            continue;
+        }
         if let Some(slice) = read.slice {
             slices.insert((w.topic, topic.partitions.len()), slice);
         }
         topic.partitions.push(read.data);
     }
-    let response = FetchResponse::default().with_responses(topics);
-    let pieces = encode_fetch_response(&response, version, key.correlation_id, |t, p| match slices
+    // An incremental answer names only the topics with something in them (the slices are
+    // re-keyed by the topics' new positions).
+    if matches!(plan, Plan::Incremental(_)) {
+        let mut kept = Vec::with_capacity(topics.len());
+        let mut kept_slices = HashMap::with_capacity(slices.len());
+        for (t, topic) in topics.into_iter().enumerate() {
+            if topic.partitions.is_empty() {
+                continue;
+            }
+            for p in 0..topic.partitions.len() {
+                if let Some(slice) = slices.remove(&(t, p)) {
+                    kept_slices.insert((kept.len(), p), slice);
+                }
+            }
+            kept.push(topic);
+        }
+        topics = kept;
+        slices = kept_slices;
+    }
+    let response = FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(topics);
+    encode(&response, version, key, slices)
+}
+
+/// The response, with the records of `slices` ((topic, partition) positions) left for
+/// `sendfile`.
+fn encode(
+    response: &FetchResponse,
+    version: i16,
+    key: RequestKey,
+    mut slices: HashMap<(usize, usize), FileSlice>,
+) -> Reply {
+    let pieces = encode_fetch_response(response, version, key.correlation_id, |t, p| match slices
         .remove(&(t, p))
     {
         Some(slice) => {

@@ -30,6 +30,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
+pub mod fetch_session;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
@@ -122,6 +123,8 @@ pub mod code {
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_PRODUCER_ID: i16 = 59;
     pub const INVALID_RECORD: i16 = 87;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
@@ -264,6 +267,8 @@ pub struct Context {
     producer_ids: Arc<Mutex<Option<(i64, i64)>>>,
     /// The client's address (per connection), for JoinGroup's `client_host`.
     pub peer: Option<std::net::SocketAddr>,
+    /// Incremental fetch sessions (KIP-227), shared by every connection.
+    pub fetch_sessions: Arc<fetch_session::FetchSessions>,
 }
 
 impl Context {
@@ -275,6 +280,7 @@ impl Context {
             broker_config: None,
             producer_ids: Arc::new(Mutex::new(None)),
             peer: None,
+            fetch_sessions: Arc::default(),
         }
     }
 

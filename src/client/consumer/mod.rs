@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, oneshot};
@@ -127,6 +127,8 @@ struct State {
     closed: bool,
     /// Brokers with a fetch in flight (one each).
     fetching: BTreeSet<i32>,
+    /// Fetch sessions, by broker.
+    sessions: BTreeMap<i32, FetchSession>,
 }
 
 struct CommitJob {
@@ -144,6 +146,16 @@ pub struct Consumer {
     heartbeat: tokio::task::JoinHandle<()>,
     /// Notified when a fetch in flight finishes.
     arrived: Arc<tokio::sync::Notify>,
+    metrics: Arc<ConsumerMetrics>,
+}
+
+/// Counters of what the consumer did.
+#[derive(Debug, Default)]
+pub struct ConsumerMetrics {
+    /// Fetches that named every partition (sessionless, or opening a session).
+    pub full_fetches: std::sync::atomic::AtomicU64,
+    /// Incremental fetches in a session (KIP-227).
+    pub incremental_fetches: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -184,6 +196,7 @@ impl Consumer {
             last_auto_commit: now,
             closed: false,
             fetching: BTreeSet::new(),
+            sessions: BTreeMap::new(),
         }));
         let (commits, rx) = mpsc::unbounded_channel();
         tokio::spawn(commit_loop(
@@ -206,6 +219,7 @@ impl Consumer {
             commits,
             heartbeat,
             arrived: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::default(),
         })
     }
 
@@ -228,6 +242,11 @@ impl Consumer {
                 key: "group.id".into(),
                 reason: "needed for subscribe and commits".into(),
             })
+    }
+
+    /// What the consumer did so far.
+    pub fn metrics(&self) -> &ConsumerMetrics {
+        &self.metrics
     }
 
     /// The cluster view (metadata) this consumer uses.
@@ -617,7 +636,12 @@ impl Consumer {
         }
         let wait = Duration::from_millis(self.config.fetch_max_wait_ms);
         for (leader, partitions) in by_leader {
-            self.state().fetching.insert(leader);
+            let plan = {
+                let mut state = self.state();
+                state.fetching.insert(leader);
+                state.sessions.entry(leader).or_default().plan(&partitions)
+            };
+            let metrics = Arc::clone(&self.metrics);
             let (cluster, state, config, arrived) = (
                 Arc::clone(&self.cluster),
                 Arc::clone(&self.state),
@@ -625,12 +649,43 @@ impl Consumer {
                 Arc::clone(&self.arrived),
             );
             tokio::spawn(async move {
-                let result = fetch_from(&cluster, &config, leader, &partitions, wait).await;
+                let counter = if plan.epoch > 0 {
+                    &metrics.incremental_fetches
+                } else {
+                    &metrics.full_fetches
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let result = fetch_from(&cluster, &config, leader, &plan, wait).await;
                 let refresh = match result {
-                    Ok(answers) => absorb(&state, &config, &partitions, answers),
+                    Ok((answers, session_id)) => {
+                        if let Some(session) = state
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .sessions
+                            .get_mut(&leader)
+                        {
+                            session.advance(&plan, session_id);
+                        }
+                        absorb(&state, &config, &partitions, answers)
+                    }
                     Err(e) => {
-                        tracing::debug!(error = %e, broker = leader, "fetch failed");
-                        tokio::time::sleep(config.client.retry_backoff()).await;
+                        // The session is lost with the request (or refused): start a new one.
+                        state
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .sessions
+                            .remove(&leader);
+                        let session_error = matches!(
+                            e.code(),
+                            Some(
+                                code::FETCH_SESSION_ID_NOT_FOUND
+                                    | code::INVALID_FETCH_SESSION_EPOCH
+                            )
+                        );
+                        if !session_error {
+                            tracing::debug!(error = %e, broker = leader, "fetch failed");
+                            tokio::time::sleep(config.client.retry_backoff()).await;
+                        }
                         e.needs_metadata_refresh()
                     }
                 };
@@ -1013,49 +1068,154 @@ struct FetchAnswer {
     records: Option<Bytes>,
 }
 
-/// One Fetch request to `leader` (sessionless), its answers per partition.
+/// A consumer's fetch session with one broker (KIP-227): its id and next epoch, and the
+/// fetch offset the broker holds for each partition in it.
+#[derive(Debug, Default, Clone)]
+struct FetchSession {
+    id: i32,
+    epoch: i32,
+    offsets: BTreeMap<TopicPartition, i64>,
+}
+
+/// What one Fetch request sends: the session fields, the partitions whose offsets the
+/// broker does not have, and the ones it should forget.
+#[derive(Debug)]
+struct FetchPlan {
+    session_id: i32,
+    epoch: i32,
+    send: Vec<(TopicPartition, i64)>,
+    forget: Vec<TopicPartition>,
+}
+
+impl FetchSession {
+    /// The request for `wanted` (every partition to fetch from this broker now).
+    fn plan(&self, wanted: &[(TopicPartition, i64)]) -> FetchPlan {
+        if self.id == 0 {
+            // No session yet (or the broker declined one): a full fetch asking for one.
+            return FetchPlan {
+                session_id: 0,
+                epoch: 0,
+                send: wanted.to_vec(),
+                forget: Vec::new(),
+            };
+        }
+        let keep: BTreeSet<&TopicPartition> = wanted.iter().map(|(tp, _)| tp).collect();
+        FetchPlan {
+            session_id: self.id,
+            epoch: self.epoch,
+            send: wanted
+                .iter()
+                .filter(|(tp, offset)| self.offsets.get(tp) != Some(offset))
+                .cloned()
+                .collect(),
+            forget: self
+                .offsets
+                .keys()
+                .filter(|tp| !keep.contains(tp))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// What the broker holds after `plan` was answered with `session_id`.
+    fn advance(&mut self, plan: &FetchPlan, session_id: i32) {
+        if plan.epoch == 0 {
+            self.id = session_id;
+            self.epoch = 1;
+            self.offsets = plan.send.iter().cloned().collect();
+            return;
+        }
+        self.epoch = if self.epoch == i32::MAX {
+            1
+        } else {
+            self.epoch + 1
+        };
+        self.offsets.extend(plan.send.iter().cloned());
+        for tp in &plan.forget {
+            self.offsets.remove(tp);
+        }
+    }
+}
+
+/// One Fetch request to `leader` as `plan` says; the answers per partition and the session
+/// id the broker answered with.
 async fn fetch_from(
     cluster: &Cluster,
     config: &ConsumerConfig,
     leader: i32,
-    partitions: &[(TopicPartition, i64)],
+    plan: &FetchPlan,
     wait: Duration,
-) -> Result<Vec<FetchAnswer>> {
+) -> Result<(Vec<FetchAnswer>, i32)> {
     let conn = cluster.broker(leader).await?;
-    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for (tp, offset) in partitions {
-        topics.entry(&tp.topic).or_default().push(
-            FetchPartition::default()
-                .with_partition(tp.partition)
-                .with_current_leader_epoch(-1)
-                .with_fetch_offset(*offset)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(config.max_partition_fetch_bytes),
-        );
-    }
+    let version = conn.version::<FetchRequest>(FETCH_VERSION)?;
+    let by_topic = |parts: &mut dyn Iterator<Item = (&TopicPartition, Option<i64>)>| {
+        let mut topics: BTreeMap<String, (Vec<FetchPartition>, Vec<i32>)> = BTreeMap::new();
+        for (tp, offset) in parts {
+            let entry = topics.entry(tp.topic.clone()).or_default();
+            match offset {
+                Some(offset) => entry.0.push(
+                    FetchPartition::default()
+                        .with_partition(tp.partition)
+                        .with_current_leader_epoch(-1)
+                        .with_fetch_offset(offset)
+                        .with_last_fetched_epoch(-1)
+                        .with_log_start_offset(-1)
+                        .with_partition_max_bytes(config.max_partition_fetch_bytes),
+                ),
+                None => entry.1.push(tp.partition),
+            }
+        }
+        topics
+    };
+    let topics = by_topic(
+        &mut plan
+            .send
+            .iter()
+            .map(|(tp, o)| (tp, Some(*o)))
+            .chain(plan.forget.iter().map(|tp| (tp, None))),
+    );
+    let name = |t: &str| TopicName(StrBytes::from_string(t.to_owned()));
     let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+    let (session_id, epoch) = if version >= 7 {
+        (plan.session_id, plan.epoch)
+    } else {
+        (0, -1)
+    };
     let request = FetchRequest::default()
         .with_replica_id((-1).into())
         .with_max_wait_ms(wait_ms)
         .with_min_bytes(config.fetch_min_bytes)
         .with_max_bytes(config.fetch_max_bytes)
         .with_isolation_level(config.isolation_level)
-        .with_session_id(0)
-        .with_session_epoch(-1)
+        .with_session_id(session_id)
+        .with_session_epoch(epoch)
         .with_topics(
             topics
-                .into_iter()
-                .map(|(t, ps)| {
+                .iter()
+                .filter(|(_, (send, _))| !send.is_empty())
+                .map(|(t, (send, _))| {
                     FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(t.to_owned())))
-                        .with_partitions(ps)
+                        .with_topic(name(t))
+                        .with_partitions(send.clone())
                 })
                 .collect(),
         )
+        .with_forgotten_topics_data(if version >= 7 {
+            topics
+                .iter()
+                .filter(|(_, (_, forget))| !forget.is_empty())
+                .map(|(t, (_, forget))| {
+                    ForgottenTopic::default()
+                        .with_topic(name(t))
+                        .with_partitions(forget.clone())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        })
         .with_rack_id(StrBytes::default());
     let timeout = wait + Duration::from_millis(config.client.request_timeout_ms);
-    let response = conn.send_within(request, FETCH_VERSION, timeout).await?;
+    let response = conn.send_at_within(request, version, timeout).await?;
     super::error::check(
         || format!("Fetch from broker {leader}"),
         response.error_code,
@@ -1073,7 +1233,7 @@ async fn fetch_from(
             });
         }
     }
-    Ok(out)
+    Ok((out, if version >= 7 { response.session_id } else { 0 }))
 }
 
 /// Commits in order, one at a time, with the member identity current when each is sent.
