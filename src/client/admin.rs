@@ -249,7 +249,9 @@ impl Admin {
             .with_timeout_ms(self.timeout_ms())
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(TopicName(s(topic)))
-                .with_count(total)]);
+                .with_count(total)
+                // Null (not empty): the controller places the new partitions.
+                .with_assignments(None)]);
         let response = self.controller().await?.send(request, 3).await?;
         for r in response.results {
             check(

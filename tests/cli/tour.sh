@@ -55,6 +55,22 @@ echo "== partition and offset"
 sluice consume "${B[@]}" --topic tour --partition 0 --offset earliest --timeout-ms 1000 --format '%p %o' > "$work/p0"
 [ -s "$work/p0" ] && ! grep -qv '^0 ' "$work/p0" || fail "--partition 0 printed other partitions"
 
+echo "== topics alter: partitions and configs"
+sluice topics alter "${B[@]}" --topic tour --partitions 4 --config retention.ms=7200000
+sluice topics describe "${B[@]}" --topic tour > "$work/describe"
+grep -q "PartitionCount: 4" "$work/describe" || fail "alter: not 4 partitions"
+grep -q "retention.ms=7200000" "$work/describe" || fail "alter: retention.ms not set"
+sluice topics alter "${B[@]}" --topic tour --delete-config retention.ms
+sluice topics describe "${B[@]}" --topic tour > "$work/describe"
+! grep -q "retention.ms=" "$work/describe" || fail "alter: retention.ms not deleted"
+
+echo "== groups delete, topics delete"
+sluice groups delete "${B[@]}" --group tour-group
+! sluice groups list "${B[@]}" | grep -qx tour-group || fail "tour-group is still listed"
+sluice topics delete "${B[@]}" --topic tour
+! sluice topics list "${B[@]}" | grep -qx tour || fail "tour is still listed"
+sluice topics delete "${B[@]}" --topic tour --if-exists
+
 echo "== usage errors exit 2"
 set +e
 sluice consume "${B[@]}" --no-such-flag >/dev/null 2>&1; status=$?
