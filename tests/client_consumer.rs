@@ -682,3 +682,68 @@ fn sticky_keeps_the_survivors_partitions_when_a_member_leaves() {
         }
     });
 }
+
+#[test]
+fn seek_pause_resume_and_positions() {
+    let b = Broker::start_with(Coordination::Embedded);
+    let mut raw = Client::connect(&b.addr());
+    ops::create_topic(&mut raw, "seek", 2, &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        // Record i: partition i % 2, timestamp 1_700_000_000_000 + i.
+        let p = Producer::new(ProducerConfig::new(&b.addr())).unwrap();
+        let base = 1_700_000_000_000;
+        for i in 0..40 {
+            let r = ProducerRecord::new("seek")
+                .partition(i % 2)
+                .value(format!("v-{i}"))
+                .timestamp(base + i64::from(i));
+            p.send(r).await.unwrap().await.unwrap();
+        }
+        p.close(Duration::from_secs(5)).await;
+        let (p0, p1) = (
+            TopicPartition::new("seek", 0),
+            TopicPartition::new("seek", 1),
+        );
+        let c = consumer(&b, None, &[("auto.offset.reset", "earliest")]);
+        c.assign(&[p0.clone(), p1.clone()]);
+        // Paused partitions are neither fetched nor returned.
+        c.pause(std::slice::from_ref(&p1));
+        assert_eq!(c.paused(), [p1.clone()]);
+        c.seek(&p0, 5).unwrap();
+        let got = poll_n(&c, 15).await;
+        assert!(
+            got.iter().all(|r| r.partition == 0),
+            "a paused partition was returned"
+        );
+        assert_eq!(got[0].offset, 5);
+        assert_eq!(c.position(&p0), Some(20));
+        assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty());
+        // Resumed: partition 1 from its start.
+        c.resume(std::slice::from_ref(&p1));
+        let got = poll_n(&c, 20).await;
+        assert_eq!(
+            got.iter()
+                .map(|r| (r.partition, r.offset))
+                .collect::<Vec<_>>(),
+            (0..20).map(|o| (1, o)).collect::<Vec<_>>()
+        );
+        // By timestamp: partition 0 holds even i at offset i / 2, so base + 15 is offset 8 (i = 16).
+        c.seek_to_timestamp(&p0, base + 15).unwrap();
+        let got = poll_n(&c, 1).await;
+        assert_eq!(
+            (got[0].partition, got[0].offset, got[0].timestamp),
+            (0, 8, base + 16)
+        );
+        // To the end: nothing more, and the position is the end.
+        c.seek_to(&p0, false).unwrap();
+        c.seek_to(&p1, true).unwrap();
+        let got = poll_n(&c, 20).await;
+        assert!(
+            got.iter().all(|r| r.partition == 1),
+            "partition 0 was read after seeking to its end"
+        );
+        assert_eq!(c.position(&p0), Some(20));
+        c.close().await;
+    });
+}

@@ -55,6 +55,21 @@ echo "== partition and offset"
 sluice consume "${B[@]}" --topic tour --partition 0 --offset earliest --timeout-ms 1000 --format '%p %o' > "$work/p0"
 [ -s "$work/p0" ] && ! grep -qv '^0 ' "$work/p0" || fail "--partition 0 printed other partitions"
 
+echo "== produce --file --partition; consume --partition --offset N; reset to an offset / a time"
+sluice topics create "${B[@]}" --topic tour2 --partitions 2
+printf 'x1\nx2\nx3\n' > "$work/file"
+sluice produce "${B[@]}" --topic tour2 --file "$work/file" --partition 1 --compression-codec zstd --acks all
+sluice consume "${B[@]}" --topic tour2 --partition 1 --offset 1 --max-messages 2 --format '%o:%v' > "$work/out"
+[ "$(cat "$work/out")" = "$(printf '1:x2\n2:x3')" ] || fail "--offset 1 printed: $(cat "$work/out")"
+sluice consume "${B[@]}" --topic tour2 --group g2 --from-beginning --max-messages 3 > /dev/null
+sluice groups reset-offsets "${B[@]}" --group g2 --topic tour2:1 --to-offset 1 --execute > /dev/null
+sluice groups describe "${B[@]}" --group g2 > "$work/lag"
+awk -F'\t' '$1 == "g2" && $3 == 1 { found = ($4 == 1 && $6 == 2) } END { exit !found }' "$work/lag" \
+  || fail "--to-offset 1: $(cat "$work/lag")"
+sluice groups reset-offsets "${B[@]}" --group g2 --all-topics --to-timestamp 0 --execute > /dev/null
+sluice groups describe "${B[@]}" --group g2 > "$work/lag"
+awk -F'\t' '$1 == "g2" { lag += $6 } END { exit !(lag == 3) }' "$work/lag" || fail "--to-timestamp 0: $(cat "$work/lag")"
+
 echo "== topics alter: partitions and configs"
 sluice topics alter "${B[@]}" --topic tour --partitions 4 --config retention.ms=7200000
 sluice topics describe "${B[@]}" --topic tour > "$work/describe"
