@@ -13,9 +13,9 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest,
-    ListGroupsRequest, TopicName,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteGroupsRequest, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -154,6 +154,24 @@ impl Admin {
         }
     }
 
+    /// Sends `request` to the controller; if the answer says the broker is not (or no longer)
+    /// the controller, once more after a metadata refresh (the controller moved).
+    async fn to_controller<Q>(
+        &self,
+        request: Q,
+        max: i16,
+        not_controller: impl Fn(&Q::Response) -> bool,
+    ) -> Result<Q::Response>
+    where
+        Q: kafka_protocol::protocol::Request + Clone,
+    {
+        let response = self.controller().await?.send(request.clone(), max).await?;
+        if !not_controller(&response) {
+            return Ok(response);
+        }
+        self.controller().await?.send(request, max).await
+    }
+
     /// Creates `topics`; each topic's outcome (TOPIC_ALREADY_EXISTS and the like are
     /// per-topic errors, not a failure of the call).
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<Vec<(String, Result<()>)>> {
@@ -180,7 +198,13 @@ impl Admin {
                     })
                     .collect(),
             );
-        let response = self.controller().await?.send(request, 7).await?;
+        let response = self
+            .to_controller(request, 7, |r: &CreateTopicsResponse| {
+                r.topics
+                    .iter()
+                    .any(|t| t.error_code == code::NOT_CONTROLLER)
+            })
+            .await?;
         Ok(response
             .topics
             .into_iter()
@@ -201,7 +225,13 @@ impl Admin {
         let request = DeleteTopicsRequest::default()
             .with_timeout_ms(self.timeout_ms())
             .with_topic_names(names.iter().map(|n| TopicName(s(n))).collect());
-        let response = self.controller().await?.send(request, 5).await?;
+        let response = self
+            .to_controller(request, 5, |r: &DeleteTopicsResponse| {
+                r.responses
+                    .iter()
+                    .any(|t| t.error_code == code::NOT_CONTROLLER)
+            })
+            .await?;
         Ok(response
             .responses
             .into_iter()
@@ -252,7 +282,13 @@ impl Admin {
                 .with_count(total)
                 // Null (not empty): the controller places the new partitions.
                 .with_assignments(None)]);
-        let response = self.controller().await?.send(request, 3).await?;
+        let response = self
+            .to_controller(request, 3, |r: &CreatePartitionsResponse| {
+                r.results
+                    .iter()
+                    .any(|t| t.error_code == code::NOT_CONTROLLER)
+            })
+            .await?;
         for r in response.results {
             check(
                 || format!("create partitions of {topic}"),
