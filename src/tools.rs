@@ -270,62 +270,50 @@ async fn produce(args: ProduceArgs) -> ToolResult {
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
     let sent = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(std::sync::Mutex::new(None::<ClientError>));
     let ticker = progress("produced", Arc::clone(&sent), args.progress);
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| ToolError(format!("reading line {}: {e}", n + 1)))?;
-        let mut record = ProducerRecord::new(&args.topic);
-        match &args.key_separator {
-            Some(sep) => {
-                let (k, v) = line.split_once(sep.as_str()).ok_or_else(|| {
-                    ToolError(format!(
-                        "line {}: no key separator {sep:?} in {line:?}",
-                        n + 1
-                    ))
-                })?;
-                record = record.key(k).value(v);
+    // Deliveries are awaited in order, at most this many behind the newest send: every
+    // record's outcome is seen (a failure ends the run with status 1), with bounded memory.
+    const OUTSTANDING: usize = 10_000;
+    let mut deliveries = std::collections::VecDeque::with_capacity(OUTSTANDING);
+    let outcome: Result<(), ToolError> = async {
+        for (n, line) in input.lines().enumerate() {
+            let line = line.map_err(|e| ToolError(format!("reading line {}: {e}", n + 1)))?;
+            let mut record = ProducerRecord::new(&args.topic);
+            match &args.key_separator {
+                Some(sep) => {
+                    let (k, v) = line.split_once(sep.as_str()).ok_or_else(|| {
+                        ToolError(format!(
+                            "line {}: no key separator {sep:?} in {line:?}",
+                            n + 1
+                        ))
+                    })?;
+                    record = record.key(k).value(v);
+                }
+                None => record = record.value(line),
             }
-            None => record = record.value(line),
-        }
-        if let Some(p) = args.partition {
-            record = record.partition(p);
-        }
-        let (sent_count, first_failure) = (Arc::clone(&sent), Arc::clone(&failed));
-        producer
-            .send_with_callback(record, move |outcome| match outcome {
-                Ok(_) => {
-                    sent_count.fetch_add(1, Ordering::Relaxed);
+            if let Some(p) = args.partition {
+                record = record.partition(p);
+            }
+            deliveries.push_back(producer.send(record).await?);
+            if deliveries.len() >= OUTSTANDING {
+                if let Some(oldest) = deliveries.pop_front() {
+                    oldest.await?;
+                    sent.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    first_failure
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_or_insert(e);
-                }
-            })
-            .await?;
-        if let Some(e) = failed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            return Err(e.into());
+            }
         }
+        while let Some(delivery) = deliveries.pop_front() {
+            delivery.await?;
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
-    producer.flush().await;
-    // The callbacks run on their own tasks: let them finish.
-    tokio::task::yield_now().await;
+    .await;
     producer.close(Duration::from_secs(30)).await;
     if let Some(t) = ticker {
         t.abort();
     }
-    if let Some(e) = failed
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-    {
-        return Err(e.into());
-    }
+    outcome?;
     if args.progress {
         eprintln!("produced {} records", sent.load(Ordering::Relaxed));
     }
