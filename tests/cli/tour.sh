@@ -86,6 +86,12 @@ sluice topics delete "${B[@]}" --topic tour
 ! sluice topics list "${B[@]}" | grep -qx tour || fail "tour is still listed"
 sluice topics delete "${B[@]}" --topic tour --if-exists
 
+echo "== failures exit 1 and say why"
+if printf 'z\n' | sluice produce "${B[@]}" --topic tour2 --partition 9 2>"$work/err"; then
+  fail "producing to a partition that does not exist succeeded"
+fi
+grep -q "partition 9 of tour2 does not exist" "$work/err" || fail "unclear error: $(cat "$work/err")"
+
 echo "== usage errors exit 2"
 set +e
 sluice consume "${B[@]}" --no-such-flag >/dev/null 2>&1; status=$?
