@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use crate::protocol::fetch::{failed_partition, fetched_partition, FetchedPartition};
 use crate::protocol::{encode_fetch_response, PartitionRecords, RequestKey};
 
-use super::fetch_session::Plan;
+use super::fetch_session::{Answered, Plan};
 use super::produce::not_hosted_code;
 use super::{code, error_code, now_ms, Context, Family, Reply};
 
@@ -143,30 +143,34 @@ pub async fn handle(ctx: &Context, key: RequestKey, mut request: FetchRequest) -
         handle.abort();
     }
 
-    let answered: Vec<(usize, i32, i64, i64, bool)> = wanted
-        .iter()
-        .zip(&reads)
-        .map(|(w, r)| {
-            let news = r.slice.is_some() || r.data.error_code != code::NONE;
-            (
-                w.topic,
-                w.partition,
-                r.data.high_watermark,
-                r.data.log_start_offset,
-                news,
-            )
-        })
-        .collect();
+    // Sessionless fetches (the common case) skip this bookkeeping entirely.
     let (session_id, keep) = match &session_request {
-        Some(session_request) => ctx.fetch_sessions.finish(plan, session_request, &answered),
-        None => (0, vec![true; answered.len()]),
+        Some(session_request) => {
+            let answered: Vec<Answered> = wanted
+                .iter()
+                .zip(&reads)
+                .map(|(w, r)| Answered {
+                    topic: w.topic,
+                    partition: w.partition,
+                    high_watermark: r.data.high_watermark,
+                    log_start_offset: r.data.log_start_offset,
+                    news: r.slice.is_some() || r.data.error_code != code::NONE,
+                })
+                .collect();
+            let (id, keep) = ctx.fetch_sessions.finish(plan, session_request, &answered);
+            (id, Some(keep))
+        }
+        None => (0, None),
     };
     let mut slices = HashMap::new();
-    for ((w, read), keep) in wanted.iter().zip(reads).zip(keep) {
+    for (i, (w, read)) in wanted.iter().zip(reads).enumerate() {
         let Some(topic) = topics.get_mut(w.topic) else {
             continue;
         };
-        if !keep {
+        if keep
+            .as_ref()
+            .is_some_and(|k| !k.get(i).copied().unwrap_or(true))
+        {
             continue;
         }
         if let Some(slice) = read.slice {

@@ -41,6 +41,18 @@ struct Session {
     last_used: Instant,
 }
 
+/// One partition as a fetch answered it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered {
+    /// Index of its topic in the request.
+    pub topic: usize,
+    pub partition: i32,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Records or an error: always worth answering.
+    pub news: bool,
+}
+
 /// What [`FetchSessions::begin`] decided for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
@@ -153,22 +165,30 @@ impl FetchSessions {
         }
     }
 
-    /// After the reads: for a new session, creates it (its id, 0 if the cache has no room);
-    /// for an incremental fetch, which partitions the answer keeps (`keep`, called per
-    /// partition in request order with (topic, topic id, partition, high watermark, log start
-    /// offset, has records or error)) and what the client has now been told.
+    /// After the reads (`answered`, in request order; `request` holds the topics the reads
+    /// were made for): the session id to answer with (a new session's, 0 if the cache has no
+    /// room) and, per answered partition, whether the answer keeps it — everything, except in
+    /// an incremental fetch, where only partitions with news stay. Remembers what the client
+    /// has now been told.
     pub fn finish(
         &self,
         plan: Plan,
         request: &FetchRequest,
-        answered: &[(usize, i32, i64, i64, bool)],
+        answered: &[Answered],
     ) -> (i32, Vec<bool>) {
         let mut inner = self.inner();
         match plan {
             Plan::Sessionless => (0, vec![true; answered.len()]),
             Plan::New => {
                 let mut partitions = BTreeMap::new();
-                for &(t, partition, high_watermark, log_start_offset, _) in answered {
+                for &Answered {
+                    topic: t,
+                    partition,
+                    high_watermark,
+                    log_start_offset,
+                    ..
+                } in answered
+                {
                     let Some(topic) = request.topics.get(t) else {
                         continue;
                     };
@@ -196,23 +216,31 @@ impl FetchSessions {
                 };
                 let keep = answered
                     .iter()
-                    .map(|&(t, partition, high_watermark, log_start_offset, news)| {
-                        let Some(topic) = request.topics.get(t) else {
-                            return true;
-                        };
-                        let key = (topic.topic.clone(), *topic.topic_id.as_bytes(), partition);
-                        match session.partitions.get_mut(&key) {
-                            Some(cached) => {
-                                let changed = news
-                                    || cached.high_watermark != high_watermark
-                                    || cached.log_start_offset != log_start_offset;
-                                cached.high_watermark = high_watermark;
-                                cached.log_start_offset = log_start_offset;
-                                changed
+                    .map(
+                        |&Answered {
+                             topic: t,
+                             partition,
+                             high_watermark,
+                             log_start_offset,
+                             news,
+                         }| {
+                            let Some(topic) = request.topics.get(t) else {
+                                return true;
+                            };
+                            let key = (topic.topic.clone(), *topic.topic_id.as_bytes(), partition);
+                            match session.partitions.get_mut(&key) {
+                                Some(cached) => {
+                                    let changed = news
+                                        || cached.high_watermark != high_watermark
+                                        || cached.log_start_offset != log_start_offset;
+                                    cached.high_watermark = high_watermark;
+                                    cached.log_start_offset = log_start_offset;
+                                    changed
+                                }
+                                None => true,
                             }
-                            None => true,
-                        }
-                    })
+                        },
+                    )
                     .collect();
                 (id, keep)
             }

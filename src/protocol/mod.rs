@@ -23,6 +23,7 @@
 //! `record_count` records and `num_headers` headers from untrusted counts before reading
 //! them. The log engine's own batch parser validates batches instead.
 
+pub mod code;
 mod error;
 pub mod fetch;
 pub mod frame;

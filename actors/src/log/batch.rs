@@ -710,7 +710,8 @@ pub fn encode_record(
 /// A record header: a key and a possibly null value.
 pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
 
-/// Encodes one record with its headers as Kafka's v2 format does.
+/// Encodes one record with its headers as Kafka's v2 format does, straight into `out` (the
+/// body's length is computed first, so nothing is allocated per record).
 pub fn encode_record_with_headers(
     out: &mut Vec<u8>,
     offset_delta: i32,
@@ -719,26 +720,42 @@ pub fn encode_record_with_headers(
     value: Option<&[u8]>,
     headers: &[Header<'_>],
 ) {
-    let headers_len: usize = headers
-        .iter()
-        .map(|(k, v)| 10 + k.len() + v.map_or(0, <[u8]>::len))
-        .sum();
-    let mut body = Vec::with_capacity(
-        16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + headers_len,
-    );
-    body.push(0); // attributes
-    put_varlong(&mut body, timestamp_delta);
-    put_varint(&mut body, offset_delta);
-    for field in [key, value] {
-        put_bytes_or_null(&mut body, field);
-    }
-    put_varint(&mut body, headers.len() as i32);
+    let field_len = |f: Option<&[u8]>| match f {
+        Some(b) => varint_len(b.len() as i32) + b.len(),
+        None => varint_len(-1),
+    };
+    let body_len = 1
+        + varlong_len(timestamp_delta)
+        + varint_len(offset_delta)
+        + field_len(key)
+        + field_len(value)
+        + varint_len(headers.len() as i32)
+        + headers
+            .iter()
+            .map(|(k, v)| field_len(Some(k)) + field_len(*v))
+            .sum::<usize>();
+    out.reserve(body_len + 5);
+    put_varint(out, body_len as i32);
+    out.push(0); // attributes
+    put_varlong(out, timestamp_delta);
+    put_varint(out, offset_delta);
+    put_bytes_or_null(out, key);
+    put_bytes_or_null(out, value);
+    put_varint(out, headers.len() as i32);
     for (k, v) in headers {
-        put_bytes_or_null(&mut body, Some(k));
-        put_bytes_or_null(&mut body, *v);
+        put_bytes_or_null(out, Some(k));
+        put_bytes_or_null(out, *v);
     }
-    put_varint(out, body.len() as i32);
-    out.extend_from_slice(&body);
+}
+
+/// Bytes of a zigzag varint.
+fn varint_len(v: i32) -> usize {
+    unsigned_varint_len(((v << 1) ^ (v >> 31)) as u32 as u64)
+}
+
+/// Bytes of a zigzag varlong.
+fn varlong_len(v: i64) -> usize {
+    unsigned_varint_len(((v << 1) ^ (v >> 63)) as u64)
 }
 
 fn put_bytes_or_null(out: &mut Vec<u8>, field: Option<&[u8]>) {
@@ -749,6 +766,10 @@ fn put_bytes_or_null(out: &mut Vec<u8>, field: Option<&[u8]>) {
         }
         None => put_varint(out, -1),
     }
+}
+
+fn unsigned_varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The headers of a record, from its encoded headers section ([`Record::headers`]). The
@@ -805,6 +826,34 @@ pub fn simple_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varint_lengths_match_the_encoder() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            8191,
+            8192,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = Vec::new();
+            put_varlong(&mut out, v);
+            assert_eq!(varlong_len(v), out.len(), "varlong {v}");
+            if let Ok(v) = i32::try_from(v) {
+                out.clear();
+                put_varint(&mut out, v);
+                assert_eq!(varint_len(v), out.len(), "varint {v}");
+            }
+        }
+    }
 
     fn opts(origin: AppendOrigin) -> ValidationOptions {
         ValidationOptions {

@@ -92,7 +92,8 @@ pub(crate) struct Member<'a> {
 }
 
 /// JoinGroup, repeating it once with the member id the coordinator hands out
-/// (MEMBER_ID_REQUIRED, KIP-394).
+/// (MEMBER_ID_REQUIRED, KIP-394). The answer may take a whole rebalance: it is awaited for
+/// the rebalance timeout plus 5 s (as the Java client does), not `request.timeout.ms`.
 pub(crate) async fn join_group(
     conn: &Connection,
     member: &Member<'_>,
@@ -100,6 +101,9 @@ pub(crate) async fn join_group(
     rebalance_timeout_ms: i32,
     protocols: &[(String, Bytes)],
 ) -> Result<Joined> {
+    let version = conn.version::<JoinGroupRequest>(9)?;
+    let wait = std::time::Duration::from_millis(u64::try_from(rebalance_timeout_ms).unwrap_or(0))
+        + std::time::Duration::from_secs(5);
     let mut member_id = member.member_id.to_owned();
     for _ in 0..2 {
         let request = JoinGroupRequest::default()
@@ -119,7 +123,7 @@ pub(crate) async fn join_group(
                     })
                     .collect(),
             );
-        let response = conn.send(request, 9).await?;
+        let response = conn.send_at_within(request, version, wait).await?;
         if response.error_code == code::MEMBER_ID_REQUIRED {
             member_id = response.member_id.to_string();
             continue;

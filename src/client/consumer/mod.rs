@@ -850,23 +850,14 @@ impl Consumer {
             generation_id: generation,
         };
         let rebalance_timeout = i32::try_from(self.config.max_poll_interval_ms).unwrap_or(i32::MAX);
-        let joined = {
-            let timeout =
-                Duration::from_millis(self.config.max_poll_interval_ms) + Duration::from_secs(5);
-            let request_member = Member { ..member.clone() };
-            tokio::time::timeout(
-                timeout,
-                group::join_group(
-                    conn,
-                    &request_member,
-                    self.config.session_timeout_ms,
-                    rebalance_timeout,
-                    &protocols,
-                ),
-            )
-            .await
-            .map_err(|_| ClientError::Timeout(timeout, format!("JoinGroup {group_id}")))??
-        };
+        let joined = group::join_group(
+            conn,
+            &member,
+            self.config.session_timeout_ms,
+            rebalance_timeout,
+            &protocols,
+        )
+        .await?;
         let assignments = if joined.leader == joined.member_id {
             self.assign_as_leader(&joined).await?
         } else {
@@ -1148,32 +1139,22 @@ async fn fetch_from(
 ) -> Result<(Vec<FetchAnswer>, i32)> {
     let conn = cluster.broker(leader).await?;
     let version = conn.version::<FetchRequest>(FETCH_VERSION)?;
-    let by_topic = |parts: &mut dyn Iterator<Item = (&TopicPartition, Option<i64>)>| {
-        let mut topics: BTreeMap<String, (Vec<FetchPartition>, Vec<i32>)> = BTreeMap::new();
-        for (tp, offset) in parts {
-            let entry = topics.entry(tp.topic.clone()).or_default();
-            match offset {
-                Some(offset) => entry.0.push(
-                    FetchPartition::default()
-                        .with_partition(tp.partition)
-                        .with_current_leader_epoch(-1)
-                        .with_fetch_offset(offset)
-                        .with_last_fetched_epoch(-1)
-                        .with_log_start_offset(-1)
-                        .with_partition_max_bytes(config.max_partition_fetch_bytes),
-                ),
-                None => entry.1.push(tp.partition),
-            }
-        }
-        topics
-    };
-    let topics = by_topic(
-        &mut plan
-            .send
-            .iter()
-            .map(|(tp, o)| (tp, Some(*o)))
-            .chain(plan.forget.iter().map(|tp| (tp, None))),
-    );
+    // Topic → (partitions to fetch, partitions to forget).
+    let mut topics: BTreeMap<&str, (Vec<FetchPartition>, Vec<i32>)> = BTreeMap::new();
+    for (tp, offset) in &plan.send {
+        topics.entry(&tp.topic).or_default().0.push(
+            FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(*offset)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(config.max_partition_fetch_bytes),
+        );
+    }
+    for tp in &plan.forget {
+        topics.entry(&tp.topic).or_default().1.push(tp.partition);
+    }
     let name = |t: &str| TopicName(StrBytes::from_string(t.to_owned()));
     let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
     let (session_id, epoch) = if version >= 7 {
