@@ -257,6 +257,44 @@ impl actix::Handler<StopController> for Controller {
     }
 }
 
+/// How many `EnsureReplica`s the replica sync task keeps in flight: enough to overlap the
+/// fsyncs of many partitions' start-up (a new partition's `partition.metadata`), few
+/// enough not to flood the blocking pool.
+const MAX_CONCURRENT_ENSURES: usize = 32;
+
+/// What the replica sync task last applied to a replica: leader epoch, ISR, whether it
+/// leads, topic config.
+type Applied = (i32, Vec<i32>, bool, LogConfig);
+
+/// What an `EnsureReplica` sent by [`sync_replicas`] answered, with what it applied.
+type Ensured = (
+    TopicPartition,
+    Applied,
+    std::result::Result<Result<Addr<crate::replica::PartitionReplica>>, actix::MailboxError>,
+);
+
+/// Records a finished `EnsureReplica` in `applied`; `false` if the replica manager is gone
+/// (the sync task ends).
+fn note_ensured(
+    done: std::result::Result<Ensured, tokio::task::JoinError>,
+    applied: &mut std::collections::HashMap<TopicPartition, Applied>,
+) -> bool {
+    match done {
+        Ok((tp, key, Ok(Ok(_)))) => {
+            applied.insert(tp, key);
+        }
+        Ok((tp, _, Ok(Err(e)))) => {
+            tracing::error!(partition = %tp, error = %e, "cannot start replica")
+        }
+        Ok((_, _, Err(e))) => {
+            tracing::error!(error = %e, "replica manager is gone");
+            return false;
+        }
+        Err(e) => tracing::error!(error = %e, "starting a replica failed"),
+    }
+    true
+}
+
 /// Keeps the running replicas in line with the watched partition states.
 async fn sync_replicas(
     broker_id: i32,
@@ -271,8 +309,7 @@ async fn sync_replicas(
     // What was last applied to each replica: epoch, ISR, role and topic config. A change of
     // the topic's overrides or of this broker's dynamic config re-applies the config to the
     // running replica (EnsureReplica → UpdateConfig).
-    let mut applied: std::collections::HashMap<TopicPartition, (i32, Vec<i32>, bool, LogConfig)> =
-        Default::default();
+    let mut applied: std::collections::HashMap<TopicPartition, Applied> = Default::default();
     loop {
         let hosted = metadata.partitions_hosted_by(broker_id);
         let defaults = match with_dynamic_broker_config(
@@ -286,6 +323,9 @@ async fn sync_replicas(
             }
         };
         let mut wanted = HashSet::new();
+        // EnsureReplicas in flight: partitions start in parallel (their logs open on the
+        // blocking pool), so that a broker with thousands of them starts in seconds.
+        let mut starting = tokio::task::JoinSet::new();
         // Each topic's config, computed once per pass.
         let mut configs: std::collections::HashMap<String, LogConfig> = Default::default();
         for p in hosted {
@@ -321,15 +361,19 @@ async fn sync_replicas(
                 isr: p.state.isr.clone(),
                 is_leader,
             };
-            match manager.send(ensure).await {
-                Ok(Ok(_)) => {
-                    applied.insert(tp, key);
+            if starting.len() >= MAX_CONCURRENT_ENSURES {
+                if let Some(done) = starting.join_next().await {
+                    if !note_ensured(done, &mut applied) {
+                        return;
+                    }
                 }
-                Ok(Err(e)) => tracing::error!(partition = %tp, error = %e, "cannot start replica"),
-                Err(e) => {
-                    tracing::error!(error = %e, "replica manager is gone");
-                    return;
-                }
+            }
+            let manager = manager.clone();
+            starting.spawn_local(async move { (tp, key, manager.send(ensure).await) });
+        }
+        while let Some(done) = starting.join_next().await {
+            if !note_ensured(done, &mut applied) {
+                return;
             }
         }
         let running = replicas.topic_partitions();

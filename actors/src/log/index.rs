@@ -3,7 +3,9 @@
 //! Both are memory-mapped files of fixed-size big-endian entries, preallocated to
 //! `segment.index.bytes` while their segment is active and trimmed to their entries when
 //! it is rolled or closed, as in Kafka. An entry is added every `index.interval.bytes` of
-//! log.
+//! log. No index keeps a file descriptor; an index without entries is left empty on disk
+//! (preallocated at its first entry), and a file is mapped only from its first use until
+//! its segment stops being active: see `mmap`.
 //!
 //! - `.index`: 8-byte entries `relative offset: i32, file position: i32`, both strictly
 //!   increasing. The offset is the *last* offset of a batch, the position where that
@@ -72,8 +74,7 @@ fn count_valid(
         let fits =
             valid(cur) && (i == 0 || file.entry(i - 1).is_some_and(|prev| ordered(prev, cur)));
         if !fits {
-            let tail = &file.raw()[i * entry_size..];
-            return if tail.iter().all(|&b| b == 0) {
+            return if file.is_zero_from(i * entry_size) {
                 (i, IndexLoad::Ok)
             } else {
                 (i, IndexLoad::Corrupt(format!("entry {i} is out of order")))
@@ -141,6 +142,11 @@ impl OffsetIndex {
     pub fn is_full(&self) -> bool {
         self.file.is_full()
     }
+    /// Whether the file is mapped now (not before its first entry, nor after
+    /// [`Self::unmap`] until the next lookup).
+    pub fn is_mapped(&self) -> bool {
+        self.file.is_mapped()
+    }
 
     /// Entry `i`.
     pub fn entry(&self, i: usize) -> Option<OffsetPosition> {
@@ -202,14 +208,14 @@ impl OffsetIndex {
     }
 
     /// Drops entries for offsets >= `offset`.
-    pub fn truncate_to(&mut self, offset: i64) {
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         let keep = entries_below(self.entries(), |i| self.entry(i).map(|e| e.offset), offset);
-        self.file.truncate_entries(keep);
+        self.file.truncate_entries(keep)
     }
 
     /// Drops every entry.
-    pub fn reset(&mut self) {
-        self.file.truncate_entries(0);
+    pub fn reset(&mut self) -> Result<()> {
+        self.file.truncate_entries(0)
     }
 
     pub fn resize(&mut self, bytes: usize) -> Result<()> {
@@ -220,6 +226,10 @@ impl OffsetIndex {
     }
     pub fn flush(&self) -> Result<()> {
         self.file.flush()
+    }
+    /// Gives the map back until the next lookup (a segment that stopped being active).
+    pub fn unmap(&mut self) -> Result<()> {
+        self.file.unmap()
     }
     pub fn rename(&mut self, to: &Path) -> Result<()> {
         self.file.rename(to)
@@ -258,6 +268,11 @@ impl TimeIndex {
     }
     pub fn is_full(&self) -> bool {
         self.file.is_full()
+    }
+    /// Whether the file is mapped now (not before its first entry, nor after
+    /// [`Self::unmap`] until the next lookup).
+    pub fn is_mapped(&self) -> bool {
+        self.file.is_mapped()
     }
 
     pub fn entry(&self, i: usize) -> Option<TimestampOffset> {
@@ -314,13 +329,14 @@ impl TimeIndex {
     }
 
     /// Drops entries for offsets >= `offset`.
-    pub fn truncate_to(&mut self, offset: i64) {
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         let keep = entries_below(self.entries(), |i| self.entry(i).map(|e| e.offset), offset);
-        self.file.truncate_entries(keep);
+        self.file.truncate_entries(keep)
     }
 
-    pub fn reset(&mut self) {
-        self.file.truncate_entries(0);
+    /// Drops every entry.
+    pub fn reset(&mut self) -> Result<()> {
+        self.file.truncate_entries(0)
     }
     pub fn resize(&mut self, bytes: usize) -> Result<()> {
         self.file.resize(bytes)
@@ -330,6 +346,10 @@ impl TimeIndex {
     }
     pub fn flush(&self) -> Result<()> {
         self.file.flush()
+    }
+    /// Gives the map back until the next lookup (a segment that stopped being active).
+    pub fn unmap(&mut self) -> Result<()> {
+        self.file.unmap()
     }
     pub fn rename(&mut self, to: &Path) -> Result<()> {
         self.file.rename(to)
@@ -367,7 +387,7 @@ mod tests {
         );
         assert_eq!(idx.lookup(150).offset, 150);
         assert_eq!(idx.lookup(1_000_000).offset, 150);
-        idx.truncate_to(130);
+        idx.truncate_to(130).unwrap();
         assert_eq!(idx.entries(), 2);
         assert_eq!(idx.last_entry().offset, 120);
         // Reopen with the preallocated zero tail: only real entries count.
@@ -392,6 +412,51 @@ mod tests {
         std::fs::write(&path, &bytes[..5]).unwrap();
         let (_, load) = OffsetIndex::open(&path, 0).unwrap();
         assert!(matches!(load, IndexLoad::Corrupt(_)));
+    }
+
+    #[test]
+    fn zero_tail_is_checked_where_blocks_are_allocated() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let (mut idx, _) = OffsetIndex::open(&path, 0).unwrap();
+        // Like an active segment's index at a crash: preallocated (sparse), a few entries.
+        idx.resize(10 << 20).unwrap();
+        for i in 1..=3 {
+            idx.append(i * 10, i as u32 * 100).unwrap();
+        }
+        assert!(idx.is_mapped());
+        drop(idx);
+        let (idx, load) = OffsetIndex::open(&path, 0).unwrap();
+        assert_eq!((idx.entries(), load), (3, IndexLoad::Ok));
+        drop(idx);
+        // A stray byte far into the preallocated tail, past a hole: corruption.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[7], 5 << 20).unwrap();
+        drop(file);
+        let (_, load) = OffsetIndex::open(&path, 0).unwrap();
+        assert!(matches!(load, IndexLoad::Corrupt(_)), "{load:?}");
+    }
+
+    #[test]
+    fn an_index_without_entries_stays_empty_and_unmapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let (mut idx, _) = TimeIndex::open(&path, 0).unwrap();
+        idx.resize(1 << 20).unwrap();
+        assert!(!idx.is_mapped());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        assert_eq!(idx.lookup(5).offset, 0);
+        idx.maybe_append(1000, 5, false).unwrap();
+        assert!(idx.is_mapped());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), (1 << 20) / 12 * 12);
+        idx.unmap().unwrap();
+        assert!(!idx.is_mapped());
+        // A lookup maps it again.
+        assert_eq!(idx.lookup(1500).offset, 5);
+        assert!(idx.is_mapped());
+        idx.trim().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 12);
     }
 
     #[test]

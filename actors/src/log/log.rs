@@ -264,6 +264,18 @@ impl Log {
         self.segments.values()
     }
 
+    /// Closes the `.log` files and unmaps the indexes of the segments that are not active
+    /// (reads open them again): an idle partition then holds one file descriptor, its
+    /// active segment's, and no map.
+    pub fn close_inactive_files(&mut self) -> Result<()> {
+        let mut segments = self.segments.values_mut();
+        segments.next_back();
+        for segment in segments {
+            segment.close_files()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn active_segment(&self) -> Result<&Segment> {
         self.segments
             .values()
@@ -793,6 +805,9 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
 /// index files without a `.log.swap` were never committed and go.
 fn complete_interrupted_operations(dir: &Path) -> Result<()> {
     let mut swaps = Vec::new();
+    // Whether a file was removed or renamed: only then is the directory fsynced (an fsync
+    // per partition would dominate the start-up of a broker with many).
+    let mut changed = false;
     for entry in std::fs::read_dir(dir).map_err(LogError::io("list", dir))? {
         let entry = entry.map_err(LogError::io("list", dir))?;
         let path = entry.path();
@@ -805,6 +820,7 @@ fn complete_interrupted_operations(dir: &Path) -> Result<()> {
         {
             tracing::info!(file = %path.display(), "removing file left by an interrupted operation");
             std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+            changed = true;
         } else if name.ends_with(SWAP_SUFFIX) {
             swaps.push(path);
         }
@@ -831,6 +847,7 @@ fn complete_interrupted_operations(dir: &Path) -> Result<()> {
         if !committed.contains(&log_swap) {
             tracing::info!(file = %swap.display(), "removing uncommitted swap file");
             std::fs::remove_file(swap).map_err(LogError::io("remove", swap))?;
+            changed = true;
         }
     }
     for log_swap in committed {
@@ -853,6 +870,10 @@ fn complete_interrupted_operations(dir: &Path) -> Result<()> {
         let target = files::offset_file(dir, base, LOG_SUFFIX);
         tracing::info!(file = %target.display(), "completing an interrupted segment swap");
         std::fs::rename(&log_swap, &target).map_err(LogError::io("rename", &log_swap))?;
+        changed = true;
     }
-    files::sync_dir(dir)
+    if changed {
+        files::sync_dir(dir)?;
+    }
+    Ok(())
 }

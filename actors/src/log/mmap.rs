@@ -1,4 +1,5 @@
-//! The one place with `unsafe` in the log engine: memory-mapping index files.
+//! The one place with `unsafe` in the log engine: memory-mapping index files (and asking
+//! the kernel where their holes are, with `lseek`).
 //!
 //! Why `unsafe` cannot be avoided: `memmap2` marks mapping as unsafe because another
 //! process truncating or rewriting the file while it is mapped would make reads fault or
@@ -8,6 +9,7 @@
 //! index sanity checks catch — never an out-of-bounds access.
 #![allow(unsafe_code)]
 
+use std::cell::OnceCell;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,16 @@ static ZEROS: [u8; RESERVE_CHUNK] = [0; RESERVE_CHUNK];
 /// preallocated zero tail: callers decide how many leading entries are real
 /// ([`IndexFile::set_entries`]).
 ///
+/// Only what is needed is held. No file descriptor: a mapping outlives the descriptor it
+/// was made from, so the file is opened by path for the rare operations that need one
+/// (growing, trimming, reserving blocks, mapping) and closed again. A map only while the
+/// index is in use: the file is mapped at its first lookup or store, and
+/// [`IndexFile::unmap`] lets a segment that stopped being active give the map back. And
+/// no preallocation while there is no entry: a file without entries stays empty on disk
+/// and unmapped, `capacity` being the length it will be given at its first entry (a
+/// sparse index gets its first entry only after `index.interval.bytes` of log). A broker
+/// with many idle partitions thus holds no descriptor and no map for their indexes.
+///
 /// The file is grown sparse (`set_len`), and a store through the map into a hole of a full
 /// file system cannot fail politely: the kernel raises SIGBUS and the process dies. So no
 /// entry is ever stored beyond `reserved`, the prefix whose blocks were allocated by an
@@ -37,8 +49,14 @@ static ZEROS: [u8; RESERVE_CHUNK] = [0; RESERVE_CHUNK];
 #[derive(Debug)]
 pub(crate) struct IndexFile {
     path: PathBuf,
-    file: File,
-    mmap: Option<MmapMut>,
+    /// The map of the whole file (`len` bytes), made on first use; a cell so that lookups
+    /// through `&self` can make it.
+    mmap: OnceCell<MmapMut>,
+    /// The file's length on disk. 0: nothing to map, and no entry.
+    len: usize,
+    /// Bytes of room: `len` once the file has been grown; while it is empty, the length
+    /// its first entry will grow it to.
+    capacity: usize,
     entry_size: usize,
     entries: usize,
     /// Bytes from the start known to be backed by allocated blocks (written through `pwrite`
@@ -47,50 +65,69 @@ pub(crate) struct IndexFile {
 }
 
 impl IndexFile {
-    /// Opens (creating if absent) and maps `path`. `entries` starts as the number of whole
-    /// entries in the file as found; a file whose length is not a multiple of the entry
-    /// size reports it through [`IndexFile::had_partial_entry`].
+    /// Opens (creating if absent) and maps `path` unless it is empty. `entries` starts as
+    /// the number of whole entries in the file as found; a file whose length is not a
+    /// multiple of the entry size reports it through the returned flag.
     pub(crate) fn open(path: &Path, entry_size: usize) -> Result<(IndexFile, bool)> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(LogError::io("open", path))?;
+        let file = open_rw(path, true)?;
         let len = file.metadata().map_err(LogError::io("stat", path))?.len() as usize;
-        let mut index = IndexFile {
+        // Mapped now unless empty: the caller scans the entries at once.
+        let mmap = if len > 0 {
+            OnceCell::from(map(&file, path)?)
+        } else {
+            OnceCell::new()
+        };
+        let index = IndexFile {
             path: path.to_path_buf(),
-            file,
-            mmap: None,
+            mmap,
+            len,
+            capacity: len,
             entry_size,
             entries: len / entry_size,
             reserved: 0,
         };
-        index.remap(len)?;
         Ok((index, len % entry_size != 0))
-    }
-
-    fn remap(&mut self, len: usize) -> Result<()> {
-        self.mmap = None;
-        if len == 0 {
-            return Ok(());
-        }
-        // SAFETY: see the module comment — the file is private to this process, and all
-        // access goes through bounds-checked slices of the map.
-        let map =
-            unsafe { MmapMut::map_mut(&self.file) }.map_err(LogError::io("mmap", &self.path))?;
-        self.mmap = Some(map);
-        Ok(())
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Mapped bytes (the file's current length).
+    /// Bytes of room: the file's length, or what it will be grown to at its first entry.
     pub(crate) fn capacity(&self) -> usize {
-        self.mmap.as_ref().map_or(0, |m| m.len())
+        self.capacity
+    }
+
+    /// Whether the file is mapped now.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.mmap.get().is_some()
+    }
+
+    /// The map, made if it was not. A lookup that cannot map the file (an I/O error) sees
+    /// no entry, which only makes it scan its segment from the start: the error is
+    /// logged, and the read of the `.log` that follows reports a failing disk.
+    fn map_for_read(&self) -> Option<&MmapMut> {
+        if self.len == 0 {
+            return None;
+        }
+        if let Some(map) = self.mmap.get() {
+            return Some(map);
+        }
+        match open_rw(&self.path, false).and_then(|file| map(&file, &self.path)) {
+            Ok(map) => Some(self.mmap.get_or_init(|| map)),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot map an index; lookups scan the segment");
+                None
+            }
+        }
+    }
+
+    /// The map for a store, made if it was not (`None` while the file is empty).
+    fn map_for_write(&mut self) -> Result<Option<&mut MmapMut>> {
+        if self.len > 0 && self.mmap.get().is_none() {
+            self.mmap = OnceCell::from(map(&open_rw(&self.path, false)?, &self.path)?);
+        }
+        Ok(self.mmap.get_mut())
     }
 
     pub(crate) fn entries(&self) -> usize {
@@ -118,12 +155,32 @@ impl IndexFile {
             return None;
         }
         let start = i * self.entry_size;
-        self.mmap.as_ref()?.get(start..start + self.entry_size)
+        self.map_for_read()?.get(start..start + self.entry_size)
     }
 
-    /// The whole mapped area, including a possible zero tail past `entries`.
+    /// The whole file, including a possible zero tail past `entries`.
     pub(crate) fn raw(&self) -> &[u8] {
-        self.mmap.as_deref().unwrap_or(&[])
+        self.map_for_read().map_or(&[], |m| &m[..])
+    }
+
+    /// Whether every byte from `from` to the end of the file is zero. Holes read as
+    /// zeros, so only the allocated ranges are read: after a crash an active segment's
+    /// index is `segment.index.bytes` long (10 MiB by default) but allocated only up to
+    /// its entries and the chunk reserved after them, and reading it all would fault in
+    /// every page — for each of thousands of partitions at start-up.
+    pub(crate) fn is_zero_from(&self, from: usize) -> bool {
+        let raw = self.raw();
+        if from >= raw.len() {
+            return true;
+        }
+        let zero = |range: std::ops::Range<usize>| raw[range].iter().all(|&b| b == 0);
+        match open_rw(&self.path, false)
+            .and_then(|file| data_ranges(&file, &self.path, from, raw.len()))
+        {
+            Ok(ranges) => ranges.into_iter().all(zero),
+            // No hole information: read it all.
+            Err(_) => zero(from..raw.len()),
+        }
     }
 
     /// Appends one entry. The caller checks [`IndexFile::is_full`] first. Before the entries
@@ -135,12 +192,12 @@ impl IndexFile {
         if start + entry.len() > self.reserved {
             self.reserve(start + entry.len())?;
         }
+        let path = self.path.clone();
         let map = self
-            .mmap
-            .as_mut()
+            .map_for_write()?
             .filter(|m| m.len() >= start + entry.len())
             .ok_or_else(|| LogError::CorruptFile {
-                path: self.path.clone(),
+                path,
                 reason: "index is full".into(),
             })?;
         map[start..start + entry.len()].copy_from_slice(entry);
@@ -159,15 +216,24 @@ impl IndexFile {
     }
 
     /// Allocates blocks for the bytes up to at least `needed` (a chunk at a time, never past
-    /// the mapped capacity) by writing zeros there. Only bytes past the entries are written.
+    /// the capacity) by writing zeros there, growing the file to its capacity first if it
+    /// was still empty. Only bytes past the entries are written.
     fn reserve(&mut self, needed: usize) -> Result<()> {
         let from = self.reserved.max(self.entries * self.entry_size);
         let to = (from + RESERVE_CHUNK).max(needed).min(self.capacity());
+        if to <= from {
+            return Ok(());
+        }
+        let file = open_rw(&self.path, false)?;
+        if self.len == 0 {
+            file.set_len(self.capacity as u64)
+                .map_err(LogError::io("resize", &self.path))?;
+            self.len = self.capacity;
+        }
         let mut at = from;
         while at < to {
             let n = (to - at).min(RESERVE_CHUNK);
-            self.file
-                .write_all_at(&ZEROS[..n], at as u64)
+            file.write_all_at(&ZEROS[..n], at as u64)
                 .map_err(LogError::io("reserve", &self.path))?;
             at += n;
         }
@@ -176,33 +242,43 @@ impl IndexFile {
     }
 
     /// Forgets entries from `n` on and zeroes them, so a later scan does not find them.
-    pub(crate) fn truncate_entries(&mut self, n: usize) {
+    pub(crate) fn truncate_entries(&mut self, n: usize) -> Result<()> {
         if n >= self.entries {
-            return;
+            return Ok(());
         }
         let (from, to) = (n * self.entry_size, self.entries * self.entry_size);
-        if let Some(map) = self.mmap.as_mut() {
+        if let Some(map) = self.map_for_write()? {
             map[from..to].fill(0);
         }
         self.entries = n;
+        Ok(())
     }
 
-    /// Sets the file length to `bytes` (rounded down to whole entries) and remaps: grows
-    /// the active segment's index to `segment.index.bytes`, or trims a closed one to its
-    /// entries.
+    /// Sets the capacity to `bytes` (rounded down to whole entries, never below the
+    /// entries): grows the active segment's index to `segment.index.bytes`, or trims a
+    /// closed one to its entries. A file still empty on disk only notes the new capacity
+    /// (see the type's doc); one trimmed to nothing is left empty. A file with content
+    /// keeps its allocated blocks otherwise, so that recovery rewriting its entries needs
+    /// no new space on a full disk.
     pub(crate) fn resize(&mut self, bytes: usize) -> Result<()> {
         let bytes = (bytes / self.entry_size) * self.entry_size;
         let bytes = bytes.max(self.entries * self.entry_size);
-        if bytes == self.capacity() {
+        if self.len == 0 {
+            self.capacity = bytes;
             return Ok(());
         }
-        self.flush()?;
-        self.mmap = None;
-        self.file
+        if bytes == self.len {
+            self.capacity = bytes;
+            return Ok(());
+        }
+        self.unmap()?;
+        open_rw(&self.path, false)?
             .set_len(bytes as u64)
             .map_err(LogError::io("resize", &self.path))?;
+        self.len = bytes;
+        self.capacity = bytes;
         self.reserved = self.reserved.min(bytes);
-        self.remap(bytes)
+        Ok(())
     }
 
     /// Trims the file to its entries (a closed or rolled segment).
@@ -210,18 +286,96 @@ impl IndexFile {
         self.resize(self.entries * self.entry_size)
     }
 
-    /// Writes dirty pages to disk.
+    /// Writes dirty pages to disk. (An unmapped file has none: [`IndexFile::unmap`]
+    /// writes them first.)
     pub(crate) fn flush(&self) -> Result<()> {
-        if let Some(map) = self.mmap.as_ref() {
+        if let Some(map) = self.mmap.get() {
             map.flush().map_err(LogError::io("msync", &self.path))?;
         }
         Ok(())
     }
 
-    /// Renames the file (the map stays valid: it refers to the inode).
+    /// Gives the map back (after writing its dirty pages); the next use maps the file
+    /// again.
+    pub(crate) fn unmap(&mut self) -> Result<()> {
+        self.flush()?;
+        self.mmap.take();
+        Ok(())
+    }
+
+    /// Renames the file (a map stays valid: it refers to the inode).
     pub(crate) fn rename(&mut self, to: &Path) -> Result<()> {
         std::fs::rename(&self.path, to).map_err(LogError::io("rename", &self.path))?;
         self.path = to.to_path_buf();
         Ok(())
     }
+}
+
+/// Opens an index file for reading and writing; the descriptor is closed by the caller as
+/// soon as it has served (see [`IndexFile`]).
+fn open_rw(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(LogError::io("open", path))
+}
+
+/// The ranges of `file` between `from` and `len` that hold data (not holes), as
+/// `lseek(SEEK_DATA / SEEK_HOLE)` reports them. A file system without hole information
+/// reports everything as data.
+fn data_ranges(
+    file: &File,
+    path: &Path,
+    from: usize,
+    len: usize,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    use std::os::fd::AsRawFd;
+    let seek = |offset: usize, whence: libc::c_int| -> std::io::Result<Option<usize>> {
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        // SAFETY: `lseek` on a descriptor `file` owns for the whole call; it touches no
+        // memory of ours.
+        let found = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+        if found >= 0 {
+            return Ok(usize::try_from(found).ok());
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            // No data at or after `offset`.
+            Some(libc::ENXIO) => Ok(None),
+            _ => Err(error),
+        }
+    };
+    let mut ranges = Vec::new();
+    let mut at = from;
+    while at < len {
+        let Some(data) = seek(at, libc::SEEK_DATA).map_err(LogError::io("seek", path))? else {
+            break;
+        };
+        if data >= len {
+            break;
+        }
+        let hole = seek(data, libc::SEEK_HOLE)
+            .map_err(LogError::io("seek", path))?
+            .unwrap_or(len)
+            .min(len);
+        if hole <= data {
+            // Not a sane answer: treat the rest as data.
+            ranges.push(data..len);
+            break;
+        }
+        ranges.push(data..hole);
+        at = hole;
+    }
+    Ok(ranges)
+}
+
+/// Maps the whole of `file` (not empty).
+fn map(file: &File, path: &Path) -> Result<MmapMut> {
+    // SAFETY: see the module comment — the file is private to this process, and all
+    // access goes through bounds-checked slices of the map.
+    unsafe { MmapMut::map_mut(file) }.map_err(LogError::io("mmap", path))
 }

@@ -12,7 +12,15 @@
 //! bad byte and rebuilds both indexes. Not thread-safe; owned by the partition's `Log`.
 //! Reads hand out [`FileSlice`]s that keep the file open, so a segment deleted while a
 //! slice is being sent is still read whole.
+//!
+//! File handles and maps: the active segment keeps its `.log` open; a segment that stops
+//! being active closes it and unmaps its indexes ([`Segment::on_become_inactive`]), opens
+//! and maps them again at its next read, and keeps them until [`Segment::close_files`].
+//! The indexes hold no descriptor at all, and no map before their first entry (see
+//! [`crate::log::index`]). So an idle partition holds one descriptor and no map, however
+//! many segments it has.
 
+use std::cell::OnceCell;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -68,7 +76,8 @@ pub struct RecoveryResult {
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    log: Arc<File>,
+    /// The `.log` file, opened on demand; see the module doc on file handles.
+    log: OnceCell<Arc<File>>,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -114,16 +123,17 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(LogError::io("create", &log_path))?;
+        // The indexes stay empty on disk until their first entry (see `index`).
         let (mut offset_index, _) = OffsetIndex::open(&named(INDEX_SUFFIX), base_offset)?;
         let (mut time_index, _) = TimeIndex::open(&named(TIME_INDEX_SUFFIX), base_offset)?;
-        offset_index.reset();
-        time_index.reset();
+        offset_index.reset()?;
+        time_index.reset()?;
         offset_index.resize(config.segment_index_bytes as usize)?;
         time_index.resize(config.segment_index_bytes as usize)?;
         Ok(Segment {
             base_offset,
             log_path,
-            log: Arc::new(log),
+            log: OnceCell::from(Arc::new(log)),
             size: 0,
             offset_index,
             time_index,
@@ -145,11 +155,7 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(Segment, bool)> {
         let log_path = files::offset_file(dir, base_offset, LOG_SUFFIX);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(LogError::io("open", &log_path))?;
+        let log = open_log_file(&log_path)?;
         let size = log
             .metadata()
             .map_err(LogError::io("stat", &log_path))?
@@ -162,7 +168,7 @@ impl Segment {
         let mut segment = Segment {
             base_offset,
             log_path,
-            log: Arc::new(log),
+            log: OnceCell::from(Arc::new(log)),
             size,
             offset_index,
             time_index,
@@ -226,6 +232,35 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
+
+    /// The `.log` file, opened if it was closed.
+    fn file(&self) -> Result<&Arc<File>> {
+        if let Some(file) = self.log.get() {
+            return Ok(file);
+        }
+        let file = Arc::new(open_log_file(&self.log_path)?);
+        Ok(self.log.get_or_init(|| file))
+    }
+
+    /// Whether the `.log` file is open now.
+    pub fn has_open_file(&self) -> bool {
+        self.log.get().is_some()
+    }
+
+    /// Closes the `.log` file and unmaps the indexes until the next read needs them (a
+    /// fetch in progress keeps its own handle in its [`FileSlice`]). For segments that are
+    /// not active.
+    pub fn close_files(&mut self) -> Result<()> {
+        self.log.take();
+        self.offset_index.unmap()?;
+        self.time_index.unmap()
+    }
+
+    /// Whether the offset index and the time index are mapped now (not before their first
+    /// entry, nor after [`Segment::close_files`] until the next lookup).
+    pub fn indexes_mapped(&self) -> (bool, bool) {
+        (self.offset_index.is_mapped(), self.time_index.is_mapped())
+    }
     /// Whether either index has no room left (the log rolls before appending).
     pub fn indexes_full(&self) -> bool {
         self.offset_index.is_full() || self.time_index.is_full()
@@ -262,14 +297,21 @@ impl Segment {
             )));
         }
         // Room in the indexes first: a full disk then refuses the append before any byte
-        // of it is written, and the index stores below can no longer fail.
-        self.offset_index.reserve(batches.len())?;
-        self.time_index.reserve(batches.len() + 1)?;
-        if let Err(e) = self.log.write_all_at(bytes, self.size) {
+        // of it is written, and the index stores below can no longer fail. Only if this
+        // append can add an entry at all (see `track_batch`): an index without entries
+        // stays empty and unmapped.
+        if self.bytes_since_last_index_entry + bytes.len() as u64
+            > self.config.index_interval_bytes as u64
+        {
+            self.offset_index.reserve(batches.len())?;
+            self.time_index.reserve(batches.len() + 1)?;
+        }
+        let log = self.file()?;
+        if let Err(e) = log.write_all_at(bytes, self.size) {
             // A full disk (ENOSPC) or a failing one: part of the batches may be in the file.
             // Cut it off so nothing half-written is ever read, recovered or appended after;
             // the append is refused and later ones start at the same position.
-            if let Err(cut) = self.log.set_len(self.size) {
+            if let Err(cut) = log.set_len(self.size) {
                 tracing::error!(path = %self.log_path.display(), error = %cut, "cannot cut a failed append off the segment");
             }
             return Err(LogError::io("write", &self.log_path)(e));
@@ -320,7 +362,7 @@ impl Segment {
             return Ok(None);
         }
         let mut buf = [0u8; BATCH_HEADER_SIZE];
-        self.log
+        self.file()?
             .read_exact_at(&mut buf, position)
             .map_err(LogError::io("read", &self.log_path))?;
         BatchHeader::parse(&buf).map(Some)
@@ -362,7 +404,7 @@ impl Segment {
         let len = max_size.min(max_position.saturating_sub(position));
         Ok(Some((
             FileSlice {
-                file: Arc::clone(&self.log),
+                file: Arc::clone(self.file()?),
                 position,
                 len,
             },
@@ -373,7 +415,7 @@ impl Segment {
     /// Reads a whole batch at `position` (header already known).
     pub fn read_batch(&self, position: u64, h: &BatchHeader) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; h.size()];
-        self.log
+        self.file()?
             .read_exact_at(&mut buf, position)
             .map_err(LogError::io("read", &self.log_path))?;
         Ok(buf)
@@ -421,8 +463,8 @@ impl Segment {
         &mut self,
         mut on_batch: impl FnMut(&BatchHeader) -> Result<()>,
     ) -> Result<RecoveryResult> {
-        self.offset_index.reset();
-        self.time_index.reset();
+        self.offset_index.reset()?;
+        self.time_index.reset()?;
         self.offset_index
             .resize(self.config.segment_index_bytes as usize)?;
         self.time_index
@@ -492,7 +534,8 @@ impl Segment {
             ));
         }
         buf.resize(h.size(), 0);
-        self.log
+        self.file()
+            .map_err(|e| e.to_string())?
             .read_exact_at(buf, position)
             .map_err(|e| format!("read: {e}"))?;
         if batch::compute_crc(buf) != h.crc {
@@ -559,8 +602,8 @@ impl Segment {
         let Some((_, position)) = self.translate_offset(offset)? else {
             return Ok(0);
         };
-        self.offset_index.truncate_to(offset);
-        self.time_index.truncate_to(offset);
+        self.offset_index.truncate_to(offset)?;
+        self.time_index.truncate_to(offset)?;
         let removed = self.size - position;
         self.truncate_file(position)?;
         self.bytes_since_last_index_entry =
@@ -593,7 +636,7 @@ impl Segment {
     }
 
     fn truncate_file(&mut self, size: u64) -> Result<()> {
-        self.log
+        self.file()?
             .set_len(size)
             .map_err(LogError::io("truncate", &self.log_path))?;
         self.size = size;
@@ -601,14 +644,18 @@ impl Segment {
     }
 
     /// The segment stops being active: write the final time index entry (so its max
-    /// timestamp survives) and trim both indexes to their entries.
+    /// timestamp survives), trim both indexes to their entries, and close the `.log` file
+    /// and unmap the indexes until a read needs them.
     pub fn on_become_inactive(&mut self) -> Result<()> {
+        // Trimmed first: the final entry then grows the time index by one entry, rather
+        // than growing a still empty file to `segment.index.bytes` for one entry.
+        self.offset_index.trim()?;
+        self.time_index.trim()?;
         if self.max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true)?;
         }
-        self.offset_index.trim()?;
-        self.time_index.trim()
+        self.close_files()
     }
 
     /// Makes this segment the active one again (after truncation removed later
@@ -620,11 +667,15 @@ impl Segment {
             .resize(self.config.segment_index_bytes as usize)
     }
 
-    /// fsync the log, msync the indexes.
+    /// fsync the log, msync the indexes. A closed `.log` is fsynced through a handle
+    /// opened for it and closed again (fsync writes back the file's pages whichever
+    /// descriptor asks).
     pub fn flush(&self) -> Result<()> {
-        self.log
-            .sync_data()
-            .map_err(LogError::io("fsync", &self.log_path))?;
+        let synced = match self.log.get() {
+            Some(file) => file.sync_data(),
+            None => open_log_file(&self.log_path)?.sync_data(),
+        };
+        synced.map_err(LogError::io("fsync", &self.log_path))?;
         self.offset_index.flush()?;
         self.time_index.flush()
     }
@@ -676,6 +727,15 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Opens an existing `.log` file for reading and appending.
+fn open_log_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(LogError::io("open", path))
 }
 
 /// `path` with `suffix` appended to its file name.

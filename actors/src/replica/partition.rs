@@ -50,8 +50,9 @@
 //!
 //! # Periodic work (`run_interval`)
 //! Retention every `log.retention.check.interval.ms` (`Log::delete_old_segments` below the
-//! high watermark), compaction every `log.cleaner.backoff.ms` when the log is compacted
-//! and dirty enough (`cleaner::maybe_clean` from the first dirty offset, which the
+//! high watermark; the files that reads of rolled segments opened are closed then),
+//! compaction every `log.cleaner.backoff.ms` when the log is compacted and dirty enough
+//! (`cleaner::maybe_clean` from the first dirty offset, which the
 //! [`ReplicaManager`](super::ReplicaManager) checkpoints from [`Status`]), the `flush.ms`
 //! check every `log.flush.scheduler.interval.ms`, producer-id expiry every
 //! `producer.id.expiration.check.interval.ms`.
@@ -156,7 +157,7 @@ impl PartitionReplica {
         let ReplicaInit {
             tp,
             topic_id,
-            log,
+            mut log,
             leader_epoch,
             is_leader,
             isr,
@@ -166,6 +167,8 @@ impl PartitionReplica {
             log_dir,
         } = init;
         let producers = ProducerStateManager::load(&log, now_ms())?;
+        // Loading may have read rolled segments; their files need not stay open.
+        log.close_inactive_files()?;
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         let high_watermark = high_watermark.clamp(start, end);
         let mut replica = PartitionReplica {
@@ -482,6 +485,14 @@ impl PartitionReplica {
     fn delete_old_segments(&mut self, ctx: &mut Context<Self>) {
         if self.log.is_none() || self.log_dir.is_offline() {
             return;
+        }
+        // Also the time to close the files that reads of rolled segments opened (cheap:
+        // `close`s), so an idle partition holds one descriptor; a reader still going
+        // reopens its segment once.
+        if let Some(Err(e)) = self.log.as_mut().map(Log::close_inactive_files) {
+            let e = Error::from(e);
+            tracing::warn!(partition = %self.tp, error = %e, "closing idle segment files failed");
+            self.log_dir.observe(&e);
         }
         let (high_watermark, now) = (self.high_watermark, now_ms());
         let pass = self.with_log_blocking(move |log| {

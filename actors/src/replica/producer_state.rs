@@ -129,13 +129,23 @@ impl ProducerStateManager {
         }
         let (mut state, from) = Self::latest_snapshot(log, now_ms)?;
         let mut headers_read = 0usize;
-        for segment in log.segments() {
-            if segment.next_offset()? <= from {
+        let mut segments = log.segments().peekable();
+        while let Some(segment) = segments.next() {
+            // Segments wholly below the next one's base are skipped without being read
+            // (their files stay closed).
+            if segments
+                .peek()
+                .is_some_and(|next| next.base_offset() <= from)
+            {
                 continue;
             }
             // The snapshot's offset is a batch boundary: start at the batch holding it.
             let mut position = if from > segment.base_offset() {
-                segment.translate_offset(from)?.map_or(0, |(_, p)| p)
+                match segment.translate_offset(from)? {
+                    Some((_, p)) => p,
+                    // Nothing at or after `from` here.
+                    None => continue,
+                }
             } else {
                 0
             };
