@@ -9,7 +9,7 @@ CONFIG ?= config/single-node.toml
 help:
 	@echo "make run    build and run a single-node broker from $(CONFIG)"
 	@echo "make test   formatting, clippy and every test (what CI runs)"
-	@echo "make bench  benchmarks (log engine append/read vs the disk's own bandwidth)"
+	@echo "make bench  the benchmark harness (docs/PERFORMANCE.md) and the micro-benchmarks"
 	@echo "make fuzz   the fuzz targets for FUZZ_SECONDS each (default 300; FUZZ_SAVE=1 grows the corpus)"
 
 # Prerequisites: protoc and the well-known .proto includes (etcd-client's build); the real
@@ -85,7 +85,19 @@ test: lint venv node_modules
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log; \
 	exit $$status
 
+# The benchmark harness (docs/PERFORMANCE.md): the machine's limits, the null broker, the
+# produce/consume/latency/partition-count matrix against the release `sluice` binary with
+# librdkafka (built from the sources rdkafka-sys ships; `bench` feature only) and the Sluice
+# client as load generators; then the log engine and coordination micro-benchmarks.
+# BENCH_ARGS: e.g. `--runs 5`, `--quick`, `--only produce,consume`.
+BENCH_ARGS ?=
 bench: deps
+	@command -v strace >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || { \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends strace make; }
+	$(CARGO) build --release --features bench --bin sluice --bin sluice-bench
+	./target/release/sluice-bench --out target/bench $(BENCH_ARGS)
 	$(CARGO) bench -p sluice-actors --bench log_append
 	$(CARGO) bench -p sluice-coordination --bench coordination
 

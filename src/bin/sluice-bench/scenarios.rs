@@ -19,11 +19,16 @@ const SIZES: [usize; 2] = [100, 1024];
 const PARTITIONS: [i32; 2] = [1, 8];
 const ACKS: [&str; 3] = ["0", "1", "all"];
 
-/// What the matrix needs of the limits section.
-#[derive(Debug, Default, Clone, Copy)]
+/// The ceilings later sections compare with: the loopback TCP bandwidth, and the null
+/// broker's produce figure per generator, value size and partition count ([`key`]).
+#[derive(Debug, Default, Clone)]
 struct Ceilings {
     loopback: Option<f64>,
+    null: BTreeMap<String, f64>,
 }
+
+/// One section of the report.
+type SectionRun<'a> = &'a dyn Fn(&mut Report, &mut Ceilings) -> Result<(), Fail>;
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -53,26 +58,22 @@ pub(crate) fn run_all(o: &Options) -> Report {
     report.header.push(String::new());
     report.header.push(machine());
     let mut ceilings = Ceilings::default();
-    let mut null_figures = BTreeMap::new();
-    let sections: [(
-        &str,
-        &dyn Fn(&mut Report, &mut Ceilings, &mut BTreeMap<String, f64>) -> Result<(), Fail>,
-    ); 8] = [
-        ("limits", &|r, c, _| limits_section(o, r, c)),
-        ("null", &|r, _, n| null_section(o, r, n)),
-        ("produce", &|r, _, n| produce_section(o, r, n)),
-        ("consume", &|r, c, _| consume_section(o, r, c)),
-        ("latency", &|r, _, _| latency_section(o, r)),
-        ("partitions", &|r, _, _| partitions_section(o, r)),
-        ("coordination", &|r, _, _| coordination_section(o, r)),
-        ("strace", &|r, _, _| strace_section(o, r)),
+    let sections: [(&str, SectionRun<'_>); 8] = [
+        ("limits", &|r, c| limits_section(o, r, c)),
+        ("null", &|r, c| null_section(o, r, &mut c.null)),
+        ("produce", &|r, c| produce_section(o, r, &c.null)),
+        ("consume", &|r, c| consume_section(o, r, c)),
+        ("latency", &|r, _| latency_section(o, r)),
+        ("partitions", &|r, _| partitions_section(o, r)),
+        ("coordination", &|r, _| coordination_section(o, r)),
+        ("strace", &|r, _| strace_section(o, r)),
     ];
     for (name, section) in sections {
         if !o.wants(name) {
             continue;
         }
         eprintln!("sluice-bench: {name}");
-        if let Err(e) = section(&mut report, &mut ceilings, &mut null_figures) {
+        if let Err(e) = section(&mut report, &mut ceilings) {
             report.failures.push(format!("{name}: {e}"));
         }
         // Each section's table as soon as it is done, for whoever watches.
@@ -213,12 +214,27 @@ fn null_section(
     Ok(())
 }
 
+/// Creates `topic` and waits for its leaders. A broker just started may not have elected its
+/// controller yet (NOT_CONTROLLER): the request is repeated for up to 30 s.
 async fn create_topic(admin: &Admin, topic: &str, partitions: i32) -> Result<(), Fail> {
-    for (name, outcome) in admin
-        .create_topics(&[NewTopic::new(topic, partitions, 1)])
-        .await?
-    {
-        outcome.map_err(|e| Fail::msg(format!("create {name}: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let outcome = match admin
+            .create_topics(&[NewTopic::new(topic, partitions, 1)])
+            .await
+        {
+            Ok(results) => results.into_iter().try_for_each(|(name, outcome)| {
+                outcome.map_err(|e| Fail::msg(format!("create {name}: {e}")))
+            }),
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(()) => break,
+            // An earlier attempt that timed out may have created it.
+            Err(e) if attempt > 0 && e.to_string().contains("TOPIC_ALREADY_EXISTS") => break,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
     admin
         .wait_for_leaders(topic, Duration::from_secs(60))
@@ -265,7 +281,7 @@ async fn verify_counts(
 fn produce_section(
     o: &Options,
     report: &mut Report,
-    null: &mut BTreeMap<String, f64>,
+    null: &BTreeMap<String, f64>,
 ) -> Result<(), Fail> {
     let dir = work_dir(o, "produce")?;
     let rt = runtime()?;
@@ -315,8 +331,8 @@ fn produce_section(
                         continue;
                     }
                     let mut row = Row::new(name, Unit::BytesPerSec, runs)
-                    .extra("records/s", format!("{:.0} k", recs.median() / 1e3))
-                    .extra("broker CPU", format!("{:.2} s/GB", cpu.median()));
+                        .extra("records/s", format!("{:.0} k", recs.median() / 1e3))
+                        .extra("broker CPU", format!("{:.2} s/GB", cpu.median()));
                     if let Some(ceiling) = null.get(&key(generator, size, partitions)) {
                         row = row.versus("the null broker", *ceiling);
                     }
