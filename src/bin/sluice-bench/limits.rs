@@ -37,6 +37,19 @@ pub(crate) fn disk_write(dir: &Path) -> std::io::Result<f64> {
     write_file(dir, DISK_WRITE_TOTAL, None)
 }
 
+/// Page-cache write bandwidth of `dir`'s file system, bytes/s: 1 GiB in 1 MiB `write`s to a
+/// new file and no sync — the copy into the page cache that every produced byte costs the
+/// broker (its `pwrite` of each batch), before any write-back.
+pub(crate) fn page_cache_write(dir: &Path) -> std::io::Result<f64> {
+    let mut temp = TempFile::create(dir)?;
+    let block = pattern(BLOCK);
+    let start = Instant::now();
+    for _ in 0..DISK_WRITE_TOTAL / BLOCK {
+        temp.file.write_all(&block)?;
+    }
+    Ok(rate(DISK_WRITE_TOTAL, start.elapsed()))
+}
+
 /// Like [`disk_write`], with an `fdatasync` after every `every` bytes (and at the end): the
 /// bandwidth of a writer that flushes as it goes (Kafka's `flush.messages`), bytes/s.
 /// Not printed by default; `print_limits` below shows it.

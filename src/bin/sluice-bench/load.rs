@@ -264,11 +264,16 @@ pub(crate) fn rdkafka_consume(
     }
     consumer.assign(&tpl)?;
     let mut check = OrderCheck::default();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(300);
+    // From the first record: librdkafka's start-up (bootstrap, metadata) is not the broker's
+    // fetch path.
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
     while check.records < records {
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => check.record(m.partition(), m.offset(), m.payload())?,
+            Some(Ok(m)) => {
+                started.get_or_insert_with(Instant::now);
+                check.record(m.partition(), m.offset(), m.payload())?
+            }
             Some(Err(e)) => return Err(Fail::msg(format!("librdkafka consume: {e}"))),
             None if Instant::now() > deadline => {
                 return Err(Fail::msg(format!(
@@ -280,7 +285,7 @@ pub(crate) fn rdkafka_consume(
         }
     }
     Ok(Outcome {
-        elapsed: started.elapsed(),
+        elapsed: started.map(|s| s.elapsed()).unwrap_or_default(),
         records: check.records,
         bytes: check.bytes,
     })
@@ -306,10 +311,12 @@ pub(crate) async fn sluice_consume(
         .collect();
     consumer.assign(&tps);
     let mut check = OrderCheck::default();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(300);
+    // From the first record, as for librdkafka.
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
     while check.records < records {
         for r in consumer.poll(Duration::from_millis(100)).await? {
+            started.get_or_insert_with(Instant::now);
             check.record(r.partition, r.offset, r.value.as_deref())?;
         }
         if Instant::now() > deadline {
@@ -319,7 +326,7 @@ pub(crate) async fn sluice_consume(
             )));
         }
     }
-    let elapsed = started.elapsed();
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
     consumer.close().await;
     Ok(Outcome {
         elapsed,

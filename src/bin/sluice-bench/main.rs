@@ -115,6 +115,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.first().map(String::as_str) == Some("load") {
+        return match one_load(&args[1..]) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sluice-bench load: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = match parse(&args) {
         Ok(o) => o,
         Err(e) => {
@@ -124,6 +136,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: sluice-bench [--runs N] [--quick] [--only SECTION[,SECTION...]] [--out DIR]\n\
                  \x20      sluice-bench null-broker HOST:PORT\n\
+                 \x20      sluice-bench load produce|consume rdkafka|sluice|raw HOST:PORT TOPIC PARTITIONS SIZE RECORDS [ACKS]\n\
                  sections: limits, null, produce, consume, latency, partitions, coordination, strace"
             );
             return ExitCode::from(2);
@@ -145,4 +158,52 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `load produce|consume GENERATOR ADDR TOPIC PARTITIONS SIZE RECORDS [ACKS]`: one run against
+/// a broker of your own (the topic must exist), e.g. to profile it.
+fn one_load(args: &[String]) -> Result<String, Fail> {
+    let [what, generator, addr, topic, partitions, size, records, rest @ ..] = args else {
+        return Err(Fail::msg(
+            "load needs: produce|consume GENERATOR ADDR TOPIC PARTITIONS SIZE RECORDS [ACKS]",
+        ));
+    };
+    let number = |v: &str| v.parse::<u64>().map_err(|e| Fail::msg(format!("{v}: {e}")));
+    let partitions = number(partitions)? as i32;
+    let size = number(size)? as usize;
+    let records = number(records)?;
+    let acks = match rest.first().map(String::as_str) {
+        None | Some("1") => "1",
+        Some("0") => "0",
+        Some("all" | "-1") => "all",
+        Some(other) => return Err(Fail::msg(format!("acks {other}"))),
+    };
+    let load = load::Load {
+        topic: topic.clone(),
+        partitions,
+        size,
+        records,
+        acks,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let out = match (what.as_str(), generator.as_str()) {
+        ("produce", "rdkafka") => load::rdkafka_produce(addr, &load)?,
+        ("produce", "sluice") => rt.block_on(load::sluice_produce(addr, &load))?,
+        ("consume", "rdkafka") => load::rdkafka_consume(addr, topic, partitions, records)?,
+        ("consume", "sluice") => {
+            rt.block_on(load::sluice_consume(addr, topic, partitions, records))?
+        }
+        ("consume", "raw") => load::raw_consume(addr, topic, partitions, records)?,
+        _ => return Err(Fail::msg(format!("no {what} with {generator}"))),
+    };
+    Ok(format!(
+        "{what} {generator}: {} records in {:.3} s: {:.0} records/s, {:.1} MB/s of values",
+        out.records,
+        out.elapsed.as_secs_f64(),
+        out.records_per_sec(),
+        (out.records * size as u64) as f64 / out.elapsed.as_secs_f64() / 1e6
+    ))
 }

@@ -76,8 +76,8 @@ pub(crate) struct Row {
     pub(crate) runs: Runs,
     /// Other figures shown beside it (e.g. records/s beside MB/s, broker CPU per GB).
     pub(crate) extra: Vec<(String, String)>,
-    /// "x% of <limit>".
-    pub(crate) versus: Option<(String, f64)>,
+    /// "x% of <limit>", each.
+    pub(crate) versus: Vec<(String, f64)>,
 }
 
 impl Row {
@@ -87,7 +87,7 @@ impl Row {
             unit,
             runs,
             extra: Vec::new(),
-            versus: None,
+            versus: Vec::new(),
         }
     }
     pub(crate) fn extra(mut self, k: &str, v: String) -> Row {
@@ -95,7 +95,7 @@ impl Row {
         self
     }
     pub(crate) fn versus(mut self, what: &str, ceiling: f64) -> Row {
-        self.versus = Some((what.into(), ceiling));
+        self.versus.push((what.into(), ceiling));
         self
     }
     fn cell(&self) -> String {
@@ -145,9 +145,10 @@ impl Report {
             for r in &sec.rows {
                 let vs = r
                     .versus
-                    .as_ref()
+                    .iter()
                     .map(|(what, c)| format!("{:.0}% of {what}", 100.0 * r.runs.median() / c))
-                    .unwrap_or_default();
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let other = r
                     .extra
                     .iter()
@@ -182,7 +183,7 @@ impl Report {
                             "median": r.runs.median(),
                             "min": r.runs.min(),
                             "max": r.runs.max(),
-                            "versus": r.versus.as_ref().map(|(w, c)| json!({"limit": w, "value": c, "fraction": r.runs.median() / c})),
+                            "versus": r.versus.iter().map(|(w, c)| json!({"limit": w, "value": c, "fraction": r.runs.median() / c})).collect::<Vec<_>>(),
                             "other": r.extra.iter().map(|(k, v)| json!({k: v})).collect::<Vec<_>>(),
                         })
                     })
