@@ -130,6 +130,51 @@ pub(crate) fn loopback_tcp() -> std::io::Result<f64> {
     Ok(received)
 }
 
+/// Loopback TCP bandwidth of `sendfile(2)` from the page cache, one stream, bytes/s: the
+/// ceiling of a broker's fetch path on this machine (page-cache pages spliced into the
+/// socket, the kernel's loopback receive path, the reader's copy out).
+///
+/// A 512 MiB file is written (it stays in the page cache); a sender thread `sendfile`s it to
+/// the stream over and over, 8 MiB a call; this thread reads into a 1 MiB buffer for two
+/// seconds, as in [`loopback_tcp`].
+pub(crate) fn loopback_sendfile(dir: &Path) -> std::io::Result<f64> {
+    let mut temp = TempFile::create(dir)?;
+    let block = pattern(BLOCK);
+    for _ in 0..PAGE_CACHE_FILE / BLOCK {
+        temp.file.write_all(&block)?;
+    }
+    let file = File::open(&temp.path)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let stream = TcpStream::connect(listener.local_addr()?)?;
+    let (receiving, _) = listener.accept()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("sendfile-sender".into())
+            .spawn(move || -> io::Result<()> {
+                const CHUNK: usize = 8 << 20;
+                let mut offset: i64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if offset as usize >= PAGE_CACHE_FILE {
+                        offset = 0;
+                    }
+                    let want = CHUNK.min(PAGE_CACHE_FILE - offset as usize);
+                    nix::sys::sendfile::sendfile(&stream, &file, Some(&mut offset), want)
+                        .map_err(io::Error::from)?;
+                }
+                Ok(())
+            })?
+    };
+    let received = receive(receiving, &stop);
+    stop.store(true, Ordering::Relaxed);
+    let received = received?;
+    let _ = sender
+        .join()
+        .map_err(|_| io::Error::other("the sendfile sender panicked"))?;
+    Ok(received)
+}
+
 /// The receiving end of [`loopback_tcp`]: reads for [`LOOPBACK_DURATION`], closes the
 /// stream, returns bytes/s.
 fn receive(mut stream: TcpStream, stop: &AtomicBool) -> io::Result<f64> {

@@ -39,6 +39,23 @@ impl Conn {
         request: &Q,
         version: i16,
     ) -> Result<Q::Response, Fail> {
+        let size = self.send_and_size(request, version)?;
+        self.buf.clear();
+        self.buf.resize(size, 0);
+        self.stream.read_exact(&mut self.buf)?;
+        let mut frame: Bytes = self.buf.split().freeze();
+        let answer = ResponseHeader::decode(&mut frame, Q::Response::header_version(version))
+            .map_err(|e| Fail::msg(format!("response header: {e}")))?;
+        if answer.correlation_id != self.correlation {
+            return Err(Fail::msg("answers out of order"));
+        }
+        Q::Response::decode(&mut frame, version)
+            .map_err(|e| Fail::msg(format!("decode answer: {e}")))
+    }
+
+    /// Sends `request` at `version` and reads the size of its answer, whose bytes (header
+    /// included) are next on the stream.
+    fn send_and_size<Q: Request>(&mut self, request: &Q, version: i16) -> Result<usize, Fail> {
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(Q::KEY)
@@ -60,21 +77,10 @@ impl Conn {
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size)?;
         let size = i32::from_be_bytes(size);
-        let size = usize::try_from(size)
+        usize::try_from(size)
             .ok()
             .filter(|s| *s <= MAX_FRAME)
-            .ok_or_else(|| Fail::msg(format!("answer of {size} bytes")))?;
-        self.buf.clear();
-        self.buf.resize(size, 0);
-        self.stream.read_exact(&mut self.buf)?;
-        let mut frame: Bytes = self.buf.split().freeze();
-        let answer = ResponseHeader::decode(&mut frame, Q::Response::header_version(version))
-            .map_err(|e| Fail::msg(format!("response header: {e}")))?;
-        if answer.correlation_id != self.correlation {
-            return Err(Fail::msg("answers out of order"));
-        }
-        Q::Response::decode(&mut frame, version)
-            .map_err(|e| Fail::msg(format!("decode answer: {e}")))
+            .ok_or_else(|| Fail::msg(format!("answer of {size} bytes")))
     }
 }
 
@@ -89,9 +95,41 @@ fn i32_at(b: &[u8], at: usize) -> Option<i32> {
         .map(i32::from_be_bytes)
 }
 
+/// A reader over a byte slice (big-endian, Kafka's non-flexible encodings).
+struct Walk<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
+        let s = self
+            .b
+            .get(self.at..self.at + n)
+            .ok_or_else(|| Fail::msg("a fetch answer ends early"))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn i16(&mut self) -> Result<i16, Fail> {
+        let s = self.take(2)?;
+        Ok(i16::from_be_bytes([s[0], s[1]]))
+    }
+    fn i32(&mut self) -> Result<i32, Fail> {
+        let s = self.take(4)?;
+        Ok(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn skip(&mut self, n: usize) -> Result<(), Fail> {
+        self.take(n).map(|_| ())
+    }
+}
+
 /// Fetches every partition of `topic` from offset 0 until `records` records were read; each
 /// answer's record sets are walked batch by batch and handed to `batch(check, partition, base
 /// offset, record count, bytes)`.
+///
+/// Answers are read into one buffer kept across requests and parsed in place (Fetch v11 by
+/// hand), so the reader costs what a reader must — the copy out of the socket — and not a
+/// fresh zeroed buffer per answer.
 pub(crate) fn fetch_all(
     addr: &str,
     topic: &str,
@@ -103,6 +141,7 @@ pub(crate) fn fetch_all(
     let mut conn = Conn::connect(addr)?;
     let mut offsets = vec![0i64; partitions as usize];
     let mut check = OrderCheck::default();
+    let mut buf: Vec<u8> = Vec::new();
     let started = std::time::Instant::now();
     let name = TopicName(StrBytes::from_string(topic.to_owned()));
     while check.records < records {
@@ -125,21 +164,44 @@ pub(crate) fn fetch_all(
                         })
                         .collect(),
                 )]);
-        let answer = conn.call(&request, VERSION)?;
-        if answer.error_code != 0 {
-            return Err(Fail::msg(format!("fetch error {}", answer.error_code)));
+        let size = conn.send_and_size(&request, VERSION)?;
+        if buf.len() < size {
+            buf.resize(size, 0);
         }
-        for t in &answer.responses {
-            for p in &t.partitions {
-                if p.error_code != 0 {
+        conn.stream.read_exact(&mut buf[..size])?;
+        let mut w = Walk {
+            b: &buf[..size],
+            at: 0,
+        };
+        if w.i32()? != conn.correlation {
+            return Err(Fail::msg("answers out of order"));
+        }
+        w.skip(4)?; // throttle_time_ms
+        let error = w.i16()?;
+        if error != 0 {
+            return Err(Fail::msg(format!("fetch error {error}")));
+        }
+        w.skip(4)?; // session_id
+        for _ in 0..w.i32()? {
+            let name_len = w.i16()?;
+            w.skip(name_len.max(0) as usize)?;
+            for _ in 0..w.i32()? {
+                let partition = w.i32()?;
+                let error = w.i16()?;
+                if error != 0 {
                     return Err(Fail::msg(format!(
-                        "fetch partition {} error {}",
-                        p.partition_index, p.error_code
+                        "fetch partition {partition} error {error}"
                     )));
                 }
-                let Some(set) = p.records.as_ref() else {
-                    continue;
-                };
+                w.skip(24)?; // high watermark, last stable offset, log start offset
+                let aborted = w.i32()?;
+                w.skip(16 * aborted.max(0) as usize)?;
+                w.skip(4)?; // preferred_read_replica
+                let len = w.i32()?;
+                let set = w.take(len.max(0) as usize)?;
+                let next = offsets
+                    .get_mut(partition as usize)
+                    .ok_or_else(|| Fail::msg(format!("an answer for partition {partition}")))?;
                 let mut at = 0usize;
                 // Whole batches only: a fetch may end in a partial one.
                 while let (Some(base), Some(len)) = (i64_at(set, at), i32_at(set, at + 8)) {
@@ -157,12 +219,12 @@ pub(crate) fn fetch_all(
                     }
                     batch(
                         &mut check,
-                        p.partition_index,
+                        partition,
                         base,
                         i64::from(count),
                         (end - at) as u64,
                     )?;
-                    offsets[p.partition_index as usize] = base + i64::from(count);
+                    *next = base + i64::from(count);
                     at = end;
                 }
             }

@@ -24,6 +24,7 @@ const ACKS: [&str; 3] = ["0", "1", "all"];
 #[derive(Debug, Default, Clone)]
 struct Ceilings {
     loopback: Option<f64>,
+    loopback_sendfile: Option<f64>,
     page_cache_write: Option<f64>,
     null: BTreeMap<String, f64>,
 }
@@ -130,13 +131,16 @@ fn limits_section(o: &Options, report: &mut Report, c: &mut Ceilings) -> Result<
     let mut write = Runs::default();
     let mut read = Runs::default();
     let mut tcp = Runs::default();
+    let mut tcp_sendfile = Runs::default();
     for _ in 0..o.runs {
         cache_write.push(limits::page_cache_write(&dir)?);
         write.push(limits::disk_write(&dir)?);
         read.push(limits::page_cache_read(&dir)?);
         tcp.push(limits::loopback_tcp()?);
+        tcp_sendfile.push(limits::loopback_sendfile(&dir)?);
     }
     c.loopback = Some(tcp.median());
+    c.loopback_sendfile = Some(tcp_sendfile.median());
     c.page_cache_write = Some(cache_write.median());
     report.sections.push(Section {
         title: "The machine's limits".into(),
@@ -153,6 +157,11 @@ fn limits_section(o: &Options, report: &mut Report, c: &mut Ceilings) -> Result<
             Row::new("sequential write + fdatasync", Unit::BytesPerSec, write),
             Row::new("page-cache read", Unit::BytesPerSec, read),
             Row::new("loopback TCP, one stream", Unit::BytesPerSec, tcp),
+            Row::new(
+                "loopback TCP, one stream, sendfile from the page cache",
+                Unit::BytesPerSec,
+                tcp_sendfile.clone(),
+            ),
         ],
     });
     Ok(())
@@ -419,6 +428,9 @@ fn consume_section(o: &Options, report: &mut Report, c: &mut Ceilings) -> Result
                 .extra("broker CPU", format!("{:.2} s/GB", cpu.median()));
                 if let Some(l) = c.loopback {
                     row = row.versus("loopback TCP", l);
+                }
+                if let Some(l) = c.loopback_sendfile {
+                    row = row.versus("loopback sendfile", l);
                 }
                 rows.push(row);
             }
