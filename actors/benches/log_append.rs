@@ -428,7 +428,7 @@ fn append_run(
     let start = Clock::now();
     let (mut next, len) = (0, pool.len());
     for _ in 0..batches {
-        let buf = &mut pool[next];
+        let buf = &pool[next];
         next = if next + 1 == len { 0 } else { next + 1 };
         let info = log.append_as_leader(buf, LEADER_EPOCH, now_ms())?;
         records += info.last_offset - info.first_offset + 1;

@@ -89,7 +89,7 @@ async fn create_produce_fetch_shutdown_restart() {
     .unwrap();
     let produced = replica
         .send(Produce {
-            records: std::mem::take(&mut records),
+            records: std::mem::take(&mut records).into(),
             acks: -1,
             timeout_ms: 5000,
             now_ms: now(),

@@ -52,8 +52,8 @@ fn append(log: &mut Log, codec: Compression, records: &[(&str, Option<&str>)]) -
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
         .collect();
-    let mut b = batch::simple_batch(codec, T0, &recs).unwrap();
-    log.append_as_leader(&mut b, 0, T0).unwrap().first_offset
+    let b = batch::simple_batch(codec, T0, &recs).unwrap();
+    log.append_as_leader(&b, 0, T0).unwrap().first_offset
 }
 
 /// Every record the log serves, with the codec of its batch, read through `Log::read`.
@@ -279,8 +279,8 @@ fn the_last_batch_of_a_producer_is_kept_even_when_emptied() {
         producer_epoch: 3,
         base_sequence: 41,
     };
-    let mut b = batch::build_batch(&spec, &encoded, 1).unwrap();
-    let producer_offset = log.append_as_leader(&mut b, 0, T0).unwrap().first_offset;
+    let b = batch::build_batch(&spec, &encoded, 1).unwrap();
+    let producer_offset = log.append_as_leader(&b, 0, T0).unwrap().first_offset;
     append(&mut log, Compression::None, &[("k", Some("newer"))]);
     log.roll(T0).unwrap();
     append(&mut log, Compression::None, &[("x", Some("active"))]);

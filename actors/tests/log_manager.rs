@@ -13,10 +13,9 @@ const NOW: i64 = 1_700_000_000_000;
 fn append(log: &mut Log, n: usize) {
     for i in 0..n {
         let v = format!("value-{i}");
-        let mut b =
-            batch::simple_batch(Compression::None, NOW, &[(Some(b"k"), Some(v.as_bytes()))])
-                .unwrap();
-        log.append_as_leader(&mut b, 0, NOW).unwrap();
+        let b = batch::simple_batch(Compression::None, NOW, &[(Some(b"k"), Some(v.as_bytes()))])
+            .unwrap();
+        log.append_as_leader(&b, 0, NOW).unwrap();
     }
 }
 

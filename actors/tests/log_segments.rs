@@ -41,6 +41,30 @@ fn consume_all(log: &Log, from: i64, max_bytes: u64) -> Vec<DiskBatch> {
     out
 }
 
+/// One append of 700 batches: the segment writes each with its offset patched in, 1,400
+/// iovecs, more than one `pwritev` takes (1,024) — every byte lands where it belongs.
+#[test]
+fn an_append_of_many_batches_is_written_whole_with_each_offset_patched_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), &LogConfig::default());
+    let first = append(&mut log, batch(3, 500, 10), 0, NOW);
+    let mut records = Vec::new();
+    for i in 0..700 {
+        records.extend_from_slice(&batch(1 + i % 3, 1000 + i as i64, 10 + i % 50));
+    }
+    let info = log.append_as_leader(&records, 7, NOW).unwrap();
+    assert_eq!(info.batches, 700);
+    assert_eq!(info.first_offset, first.last_offset + 1);
+    let on_disk = assert_matches_disk(&log);
+    assert_eq!(on_disk.len(), 701);
+    let written: Vec<u8> = on_disk[1..].iter().flat_map(|d| d.bytes.clone()).collect();
+    assert!(
+        written == as_stored(&records, info.first_offset, 7),
+        "the batches on disk differ from the appended ones with offsets and epoch patched in"
+    );
+    assert!(on_disk[1..].iter().all(|d| d.leader_epoch == 7));
+}
+
 #[test]
 fn append_then_read_round_trips_bytes_and_offsets() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,8 +72,8 @@ fn append_then_read_round_trips_bytes_and_offsets() {
     let mut stored = Vec::new();
     let mut next = 0;
     for (i, n) in [1usize, 3, 5, 2].into_iter().enumerate() {
-        let mut records = batch(n, 1000 + i as i64 * 10, 20);
-        let info = log.append_as_leader(&mut records, 0, NOW).unwrap();
+        let records = batch(n, 1000 + i as i64 * 10, 20);
+        let info = log.append_as_leader(&records, 0, NOW).unwrap();
         assert_eq!(info.first_offset, next);
         assert_eq!(info.last_offset, next + n as i64 - 1);
         assert_eq!(info.batches, 1);
@@ -58,8 +82,8 @@ fn append_then_read_round_trips_bytes_and_offsets() {
         assert_eq!(info.offset_of_max_timestamp, info.last_offset);
         assert_eq!(info.log_append_time, -1);
         next += n as i64;
-        // The buffer now holds the batch as stored: offsets assigned, epoch stamped.
-        stored.push(records);
+        // Stored with its offset assigned and its epoch stamped; the buffer is not changed.
+        stored.push(as_stored(&records, info.first_offset, 0));
     }
     assert_eq!(log.log_end_offset(), 11);
 
@@ -95,7 +119,7 @@ fn a_multi_batch_append_gets_consecutive_offsets() {
     let mut buf = batch(2, 100, 5);
     buf.extend(batch(3, 200, 5));
     buf.extend(batch(1, 300, 5));
-    let info = log.append_as_leader(&mut buf, 4, NOW).unwrap();
+    let info = log.append_as_leader(&buf, 4, NOW).unwrap();
     assert_eq!(
         (info.first_offset, info.last_offset, info.batches),
         (0, 5, 3)
@@ -479,7 +503,7 @@ fn a_multi_batch_append_into_a_nearly_full_index_succeeds() {
         buf.extend(batch(2, 100 + i * 2, 10));
     }
     let len = buf.len() as u64;
-    let info = log.append_as_leader(&mut buf, 0, NOW).unwrap();
+    let info = log.append_as_leader(&buf, 0, NOW).unwrap();
     assert_eq!((info.first_offset, info.last_offset), (0, 11));
     assert_eq!(log.log_end_offset(), 12);
     assert_eq!(file_len(&log_path(dir.path(), 0)), len);
@@ -678,10 +702,10 @@ fn bad_inputs() -> Vec<BadInput> {
 
 #[test]
 fn bad_batches_from_a_producer_are_refused_and_nothing_is_appended() {
-    for (what, mut buf, expected) in bad_inputs() {
+    for (what, buf, expected) in bad_inputs() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, leo, size) = log_with_one_batch(dir.path());
-        let err = log.append_as_leader(&mut buf, 0, NOW).expect_err(what);
+        let err = log.append_as_leader(&buf, 0, NOW).expect_err(what);
         assert!(expected(&err), "{what}: unexpected error {err:?}");
         assert_eq!(log.log_end_offset(), leo, "{what}: log end offset moved");
         assert_eq!(
@@ -724,9 +748,9 @@ fn oversized_batches_are_refused() {
         ..LogConfig::default()
     };
     let mut log = open(dir.path(), &cfg);
-    let mut big = batch(5, 100, 100);
+    let big = batch(5, 100, 100);
     let size = big.len();
-    match log.append_as_leader(&mut big, 0, NOW) {
+    match log.append_as_leader(&big, 0, NOW) {
         Err(LogError::BatchTooLarge { size: s, max }) => assert_eq!((s, max), (size, 200)),
         other => panic!("expected BatchTooLarge, got {other:?}"),
     }
@@ -756,9 +780,9 @@ fn timestamps_outside_the_allowed_window_are_refused() {
         (10_101, false),
     ] {
         // One record, so base and max timestamp are both base_ts.
-        let mut b = batch(1, base_ts, 1);
+        let b = batch(1, base_ts, 1);
         let before = log.log_end_offset();
-        match log.append_as_leader(&mut b, 0, now) {
+        match log.append_as_leader(&b, 0, now) {
             Ok(_) => assert!(ok, "{base_ts} accepted"),
             Err(LogError::InvalidTimestamp(_)) => {
                 assert!(!ok, "{base_ts} refused");

@@ -133,7 +133,7 @@ fn start_replica(dir: &Path, config: LogConfig, replica: ReplicaConfig) -> Addr<
 
 fn produce_msg(records: Vec<u8>, acks: i16) -> Produce {
     Produce {
-        records,
+        records: records.into(),
         acks,
         timeout_ms: 10_000,
         now_ms: now(),

@@ -24,7 +24,11 @@ enum Pending {
     /// Answered already (unknown partition, not hosted, bad request).
     Done(i16),
     /// Sent to the replica.
-    Sent(actix::prelude::Request<sluice_actors::replica::PartitionReplica, Produce>),
+    Sent(
+        std::pin::Pin<
+            Box<actix::prelude::Request<sluice_actors::replica::PartitionReplica, Produce>>,
+        >,
+    ),
 }
 
 /// Answers a Produce request.
@@ -60,12 +64,12 @@ pub async fn handle(ctx: &Context, key: RequestKey, request: ProduceRequest) -> 
                 (Some(name), Some(records)) => {
                     let tp = TopicPartition::new(name.clone(), index);
                     match ctx.broker.replicas.get(&tp) {
-                        Some(replica) => Pending::Sent(replica.send(Produce {
-                            records: records.to_vec(),
+                        Some(replica) => Pending::Sent(Box::pin(replica.send(Produce {
+                            records,
                             acks,
                             timeout_ms,
                             now_ms: now,
-                        })),
+                        }))),
                         None => Pending::Done(not_hosted_code(ctx, name, index)),
                     }
                 }

@@ -130,7 +130,7 @@ impl GroupCoordinator {
         // earlier one).
         let produced = records::build_batch(writes, now).map(|records| {
             self.replica.send(Produce {
-                records,
+                records: records.into(),
                 acks: -1,
                 timeout_ms,
                 now_ms: now,

@@ -404,17 +404,42 @@ pub fn assign_offsets(
     first_offset: i64,
     leader_epoch: i32,
 ) -> i64 {
+    let next = assign_offsets_to_headers(batches, first_offset, leader_epoch);
+    for b in batches.iter() {
+        let p = b.position;
+        buf[p..p + PATCHED_PREFIX].copy_from_slice(&patched_prefix(&b.header));
+    }
+    next
+}
+
+/// As [`assign_offsets`], on the parsed headers only: the bytes are left as received and
+/// the segment writes each batch's [`patched_prefix`] in place of its first bytes.
+pub fn assign_offsets_to_headers(
+    batches: &mut [ValidBatch],
+    first_offset: i64,
+    leader_epoch: i32,
+) -> i64 {
     let mut next = first_offset;
     for b in batches.iter_mut() {
-        let p = b.position;
-        buf[p + BASE_OFFSET_POS..p + BASE_OFFSET_POS + 8].copy_from_slice(&next.to_be_bytes());
-        buf[p + LEADER_EPOCH_POS..p + LEADER_EPOCH_POS + 4]
-            .copy_from_slice(&leader_epoch.to_be_bytes());
         b.header.base_offset = next;
         b.header.partition_leader_epoch = leader_epoch;
         next = b.header.next_offset();
     }
     next
+}
+
+/// The length of the batch prefix that offset assignment changes: base offset, batch length
+/// and partition leader epoch — none of it under the CRC, which starts at the attributes.
+pub const PATCHED_PREFIX: usize = MAGIC_POS;
+
+/// A batch's first [`PATCHED_PREFIX`] bytes as `header` says them.
+pub fn patched_prefix(header: &BatchHeader) -> [u8; PATCHED_PREFIX] {
+    let mut out = [0u8; PATCHED_PREFIX];
+    out[BASE_OFFSET_POS..BASE_OFFSET_POS + 8].copy_from_slice(&header.base_offset.to_be_bytes());
+    out[LENGTH_POS..LENGTH_POS + 4].copy_from_slice(&header.batch_length.to_be_bytes());
+    out[LEADER_EPOCH_POS..LEADER_EPOCH_POS + 4]
+        .copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    out
 }
 
 /// Marks a batch as `LogAppendTime` with `now_ms` as its max timestamp (the timestamp of

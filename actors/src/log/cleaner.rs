@@ -32,7 +32,7 @@ use crate::log::batch::{
     self, AppendOrigin, BatchHeader, BatchSpec, ValidationOptions, DELETE_HORIZON_BIT,
 };
 use crate::log::files::{self, CLEANED_SUFFIX, SWAP_SUFFIX};
-use crate::log::segment::{Segment, SegmentConfig, MAX_DECOMPRESSED_BATCH};
+use crate::log::segment::{Segment, SegmentConfig, Written, MAX_DECOMPRESSED_BATCH};
 use crate::log::{Log, LogError, Result};
 
 /// Bytes Kafka budgets per offset-map entry (16-byte hash + 8-byte offset).
@@ -439,7 +439,7 @@ fn clean_segment(
             path: old.log_path().to_path_buf(),
             reason: format!("cleaner produced an invalid batch: {e}"),
         })?;
-        cleaned.append(&out, &batches)?;
+        cleaned.append(&out, &batches, Written::AsIs)?;
     }
     cleaned.on_become_inactive()?;
     cleaned.flush()?;

@@ -28,7 +28,7 @@ use crate::log::files::{
 use crate::log::index::TimestampOffset;
 use crate::log::leader_epoch::LeaderEpochCache;
 use crate::log::segment::{
-    append_suffix, FileSlice, Segment, SegmentConfig, MAX_DECOMPRESSED_BATCH,
+    append_suffix, FileSlice, Segment, SegmentConfig, Written, MAX_DECOMPRESSED_BATCH,
 };
 use crate::log::{LogError, Result};
 
@@ -317,11 +317,14 @@ impl Log {
     }
 
     /// Appends batches from a producer: validates every batch (nothing is appended if one
-    /// fails), assigns offsets from the log end offset and stamps `leader_epoch` by
-    /// rewriting header fields in `records`, then writes the bytes as they are.
+    /// fails), assigns offsets from the log end offset and stamps `leader_epoch`, then writes
+    /// the bytes as they came, each batch's base offset and leader epoch patched in as it is
+    /// written (`records` itself is not changed, so it can be the request's own buffer).
+    /// `LogAppendTime` topics change timestamps under the CRC: their batches are copied and
+    /// rewritten first.
     pub fn append_as_leader(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
@@ -344,20 +347,19 @@ impl Log {
             first_offset + count - 1,
             now_ms,
         )?;
-        batch::assign_offsets(records, &mut batches, first_offset, leader_epoch);
-        let log_append_time = if self.config.message_timestamp_type == TimestampType::LogAppendTime
-        {
-            for b in batches.iter_mut() {
-                batch::set_log_append_time(records, b, now_ms);
-            }
-            now_ms
-        } else {
-            -1
-        };
         if leader_epoch >= 0 {
             self.epoch_cache.assign(leader_epoch, first_offset)?;
         }
-        self.append_validated(records, &batches, log_append_time)
+        if self.config.message_timestamp_type == TimestampType::LogAppendTime {
+            let mut owned = records.to_vec();
+            batch::assign_offsets(&mut owned, &mut batches, first_offset, leader_epoch);
+            for b in batches.iter_mut() {
+                batch::set_log_append_time(&mut owned, b, now_ms);
+            }
+            return self.append_validated(&owned, &batches, now_ms, Written::AsIs);
+        }
+        batch::assign_offsets_to_headers(&mut batches, first_offset, leader_epoch);
+        self.append_validated(records, &batches, -1, Written::Patched)
     }
 
     /// Appends batches copied from the leader: offsets and epochs are kept; the first
@@ -406,7 +408,7 @@ impl Log {
                 self.epoch_cache.assign(epoch, b.header.base_offset)?;
             }
         }
-        self.append_validated(records, &batches, -1)
+        self.append_validated(records, &batches, -1, Written::AsIs)
     }
 
     fn append_validated(
@@ -414,6 +416,7 @@ impl Log {
         records: &[u8],
         batches: &[ValidBatch],
         log_append_time: i64,
+        written: Written,
     ) -> Result<LogAppendInfo> {
         let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
             return Err(LogError::CorruptBatch("no record batch".into()));
@@ -435,7 +438,8 @@ impl Log {
             batches: batches.len(),
             bytes: last.position + last.size() - first.position,
         };
-        self.active_segment_mut()?.append(records, batches)?;
+        self.active_segment_mut()?
+            .append(records, batches, written)?;
         self.log_end_offset = info.last_offset + 1;
         Ok(info)
     }

@@ -10,6 +10,7 @@
 //! [`ReplicaManager`]: super::ReplicaManager
 
 use actix::{Addr, Message};
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::log::checkpoint::TopicPartition;
@@ -43,8 +44,8 @@ pub const HIGH_WATERMARK_OFFSET: i64 = -1;
 // ---------------------------------------------------------------------------------------
 
 /// Produce to this partition (leader only). The replica validates the batches, checks the
-/// idempotent-producer state, assigns offsets by rewriting `records` in place and
-/// appends. acks=0 and 1 answer once appended (after an fsync if `flush.messages` asks
+/// idempotent-producer state, assigns offsets and appends (the offsets are patched in as
+/// the batches are written; `records` is not copied). acks=0 and 1 answer once appended (after an fsync if `flush.messages` asks
 /// for one); acks=-1 (all) answers once the high watermark passes the last offset, or
 /// fails with [`Error::Timeout`] after `timeout_ms`.
 ///
@@ -53,9 +54,9 @@ pub const HIGH_WATERMARK_OFFSET: i64 = -1;
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ProduceResult, Error>")]
 pub struct Produce {
-    /// This partition's record batches as received (v2, one or more). Owned: the replica
-    /// rewrites base offsets, leader epochs and (LogAppendTime) timestamps in place.
-    pub records: Vec<u8>,
+    /// This partition's record batches as received (v2, one or more): typically a slice of
+    /// the request's own buffer.
+    pub records: Bytes,
     /// -1 (all), 0 or 1.
     pub acks: i16,
     /// How long an acks=all produce may wait for replication (the request's timeout).

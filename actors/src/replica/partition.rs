@@ -259,7 +259,7 @@ impl PartitionReplica {
                 min: self.min_insync_replicas,
             });
         }
-        let mut records = msg.records;
+        let records = msg.records;
         let headers = batch_headers(&records)?;
         if let Some(dup) = self.producers.check_append(&headers)? {
             tracing::debug!(partition = %self.tp, base_offset = dup.base_offset, "duplicate batch from an idempotent producer");
@@ -278,7 +278,7 @@ impl PartitionReplica {
             return Err(Error::Stopped(self.tp.to_string()));
         };
         let segments_before = log.segment_count();
-        let info = log.append_as_leader(&mut records, leader_epoch, msg.now_ms)?;
+        let info = log.append_as_leader(&records, leader_epoch, msg.now_ms)?;
         let rolled = log.segment_count() > segments_before;
         // The state before this append is the state as of the new segment's base.
         let roll_snapshot = rolled
@@ -288,8 +288,14 @@ impl PartitionReplica {
         let needs_flush = log.needs_flush(msg.now_ms);
         let log_start_offset = log.log_start_offset();
         if headers.iter().any(BatchHeader::has_producer_id) {
-            // Offsets are assigned now; the headers say which batch got which.
-            let appended = batch_headers(&records)?;
+            // Offsets are assigned now, in order from the first: which batch got which.
+            let mut appended = headers;
+            let mut next = info.first_offset;
+            for h in appended.iter_mut() {
+                h.base_offset = next;
+                h.partition_leader_epoch = leader_epoch;
+                next = h.next_offset();
+            }
             self.producers
                 .on_appended(&appended, info.log_append_time, msg.now_ms);
         }

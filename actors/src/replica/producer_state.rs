@@ -599,14 +599,16 @@ mod tests {
         let mut snapshot_at = Vec::new();
         for seq in 0..12 {
             let segments = log.segment_count();
-            let mut records = idempotent(5, seq, 1);
-            log.append_as_leader(&mut records, 0, 1_000).unwrap();
+            let records = idempotent(5, seq, 1);
+            let info = log.append_as_leader(&records, 0, 1_000).unwrap();
             if log.segment_count() > segments {
                 let base = *log.segment_bases().last().unwrap();
                 snapshot::write(dir.path(), base, &state.encode_snapshot()).unwrap();
                 snapshot_at.push(base);
             }
-            let h = BatchHeader::parse(&records).unwrap();
+            // `records` is written with its offset patched in, not rewritten.
+            let mut h = BatchHeader::parse(&records).unwrap();
+            h.base_offset = info.first_offset;
             state.on_appended(&[h], -1, 1_000);
         }
         assert!(snapshot_at.len() >= 3, "{snapshot_at:?}");

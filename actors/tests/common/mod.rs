@@ -148,14 +148,26 @@ pub(crate) fn follower_batch(
     batch::build_batch(&spec, &encoded, offset_deltas.len() as i32).unwrap()
 }
 
+/// `records` (batches back to back) as the log stores them after appending them at
+/// `first_offset` with `leader_epoch`: each batch's base offset and leader epoch set, every
+/// other byte as given. Computed here from the batch layout, independently of the log engine.
+pub(crate) fn as_stored(records: &[u8], first_offset: i64, leader_epoch: i32) -> Vec<u8> {
+    let mut out = records.to_vec();
+    let (mut at, mut next) = (0usize, first_offset);
+    while at + 27 <= out.len() {
+        let len = i32::from_be_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+        let delta = i32::from_be_bytes(out[at + 23..at + 27].try_into().unwrap()) as i64;
+        out[at..at + 8].copy_from_slice(&next.to_be_bytes());
+        out[at + 12..at + 16].copy_from_slice(&leader_epoch.to_be_bytes());
+        next += delta + 1;
+        at += 12 + len;
+    }
+    out
+}
+
 /// Appends one buffer as the leader, returning what the log says it did.
-pub(crate) fn append(
-    log: &mut Log,
-    mut records: Vec<u8>,
-    epoch: i32,
-    now_ms: i64,
-) -> LogAppendInfo {
-    log.append_as_leader(&mut records, epoch, now_ms)
+pub(crate) fn append(log: &mut Log, records: Vec<u8>, epoch: i32, now_ms: i64) -> LogAppendInfo {
+    log.append_as_leader(&records, epoch, now_ms)
         .expect("append as leader")
 }
 
