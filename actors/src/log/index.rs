@@ -231,15 +231,6 @@ impl OffsetIndex {
     pub fn unmap(&mut self) -> Result<()> {
         self.file.unmap()
     }
-    /// Starts a rebuild: entries are forgotten but left in the file, where appending the
-    /// same entries again writes nothing. End it with [`Self::finish_rewind`].
-    pub(crate) fn rewind(&mut self) {
-        self.file.rewind()
-    }
-    /// Ends a rebuild: zeroes the old entries the rebuild did not reach.
-    pub(crate) fn finish_rewind(&mut self) -> Result<()> {
-        self.file.finish_rewind()
-    }
     pub fn rename(&mut self, to: &Path) -> Result<()> {
         self.file.rename(to)
     }
@@ -360,15 +351,6 @@ impl TimeIndex {
     pub fn unmap(&mut self) -> Result<()> {
         self.file.unmap()
     }
-    /// Starts a rebuild: entries are forgotten but left in the file, where appending the
-    /// same entries again writes nothing. End it with [`Self::finish_rewind`].
-    pub(crate) fn rewind(&mut self) {
-        self.file.rewind()
-    }
-    /// Ends a rebuild: zeroes the old entries the rebuild did not reach.
-    pub(crate) fn finish_rewind(&mut self) -> Result<()> {
-        self.file.finish_rewind()
-    }
     pub fn rename(&mut self, to: &Path) -> Result<()> {
         self.file.rename(to)
     }
@@ -454,29 +436,6 @@ mod tests {
         drop(file);
         let (_, load) = OffsetIndex::open(&path, 0).unwrap();
         assert!(matches!(load, IndexLoad::Corrupt(_)), "{load:?}");
-    }
-
-    #[test]
-    fn a_rebuild_over_a_rewound_index_keeps_what_it_rewrites_and_zeroes_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("0.index");
-        let (mut idx, _) = OffsetIndex::open(&path, 0).unwrap();
-        idx.resize(80).unwrap();
-        for i in 1..=5 {
-            idx.append(i * 10, i as u32 * 100).unwrap();
-        }
-        idx.rewind();
-        assert_eq!(idx.entries(), 0);
-        for i in 1..=3 {
-            idx.append(i * 10, i as u32 * 100).unwrap();
-        }
-        idx.finish_rewind().unwrap();
-        assert_eq!(idx.entries(), 3);
-        assert_eq!(idx.last_entry().offset, 30);
-        drop(idx);
-        // The two entries the rebuild did not reach are gone from the file.
-        let (idx, load) = OffsetIndex::open(&path, 0).unwrap();
-        assert_eq!((idx.entries(), load), (3, IndexLoad::Ok));
     }
 
     #[test]

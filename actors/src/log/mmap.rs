@@ -62,9 +62,6 @@ pub(crate) struct IndexFile {
     /// Bytes from the start known to be backed by allocated blocks (written through `pwrite`
     /// or holding entries found at open).
     reserved: usize,
-    /// Entries left in the file past `entries` by [`IndexFile::rewind`], until
-    /// [`IndexFile::finish_rewind`] zeroes what the rebuild did not overwrite.
-    stale: usize,
 }
 
 impl IndexFile {
@@ -88,7 +85,6 @@ impl IndexFile {
             entry_size,
             entries: len / entry_size,
             reserved: 0,
-            stale: 0,
         };
         Ok((index, len % entry_size != 0))
     }
@@ -204,12 +200,7 @@ impl IndexFile {
                 path,
                 reason: "index is full".into(),
             })?;
-        let slot = &mut map[start..start + entry.len()];
-        // A rebuild mostly finds the entry already there: leaving the page clean spares
-        // the flush after recovery a write.
-        if slot != entry {
-            slot.copy_from_slice(entry);
-        }
+        map[start..start + entry.len()].copy_from_slice(entry);
         self.entries += 1;
         Ok(())
     }
@@ -260,35 +251,6 @@ impl IndexFile {
             map[from..to].fill(0);
         }
         self.entries = n;
-        Ok(())
-    }
-
-    /// Forgets the entries without touching the file, for a rebuild that will mostly write
-    /// the same entries again ([`IndexFile::append`] leaves equal bytes alone, so the pages
-    /// stay clean); [`IndexFile::finish_rewind`] then zeroes the old entries past the new
-    /// ones.
-    pub(crate) fn rewind(&mut self) {
-        self.stale = self.stale.max(self.entries);
-        self.entries = 0;
-    }
-
-    /// Ends a rebuild begun by [`IndexFile::rewind`]: old entries past the new ones are
-    /// zeroed, so a later scan does not find them.
-    pub(crate) fn finish_rewind(&mut self) -> Result<()> {
-        let (from, to) = (self.entries * self.entry_size, self.stale * self.entry_size);
-        self.stale = 0;
-        if to <= from {
-            return Ok(());
-        }
-        if let Some(map) = self.map_for_write()? {
-            let to = to.min(map.len());
-            if let Some(old) = map
-                .get_mut(from..to)
-                .filter(|old| old.iter().any(|&b| b != 0))
-            {
-                old.fill(0);
-            }
-        }
         Ok(())
     }
 

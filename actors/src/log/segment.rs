@@ -468,10 +468,8 @@ impl Segment {
         &mut self,
         mut on_batch: impl FnMut(&BatchHeader) -> Result<()>,
     ) -> Result<RecoveryResult> {
-        // Rewound rather than reset: the rebuilt entries are mostly the ones already there,
-        // and rewriting equal bytes leaves the pages clean for the flush that follows.
-        self.offset_index.rewind();
-        self.time_index.rewind();
+        self.offset_index.reset()?;
+        self.time_index.reset()?;
         self.offset_index
             .resize(self.config.segment_index_bytes as usize)?;
         self.time_index
@@ -504,8 +502,6 @@ impl Segment {
             position += h.size() as u64;
             batches += 1;
         }
-        self.offset_index.finish_rewind()?;
-        self.time_index.finish_rewind()?;
         let truncated_bytes = self.size - position;
         if truncated_bytes > 0 {
             self.truncate_file(position)?;
