@@ -19,16 +19,14 @@ use super::{code, encode, error_code, now_ms, Context, Family, Reply};
 /// First Produce version addressing topics by id.
 const TOPIC_IDS: i16 = 13;
 
-/// Where one partition's answer comes from.
+/// Where one partition's answer comes from. Held by value only while the request is answered
+/// (no box: that would be an allocation per partition per Produce).
+#[allow(clippy::large_enum_variant)]
 enum Pending {
     /// Answered already (unknown partition, not hosted, bad request).
     Done(i16),
     /// Sent to the replica.
-    Sent(
-        std::pin::Pin<
-            Box<actix::prelude::Request<sluice_actors::replica::PartitionReplica, Produce>>,
-        >,
-    ),
+    Sent(actix::prelude::Request<sluice_actors::replica::PartitionReplica, Produce>),
 }
 
 /// Answers a Produce request.
@@ -64,12 +62,12 @@ pub async fn handle(ctx: &Context, key: RequestKey, request: ProduceRequest) -> 
                 (Some(name), Some(records)) => {
                     let tp = TopicPartition::new(name.clone(), index);
                     match ctx.broker.replicas.get(&tp) {
-                        Some(replica) => Pending::Sent(Box::pin(replica.send(Produce {
+                        Some(replica) => Pending::Sent(replica.send(Produce {
                             records,
                             acks,
                             timeout_ms,
                             now_ms: now,
-                        }))),
+                        })),
                         None => Pending::Done(not_hosted_code(ctx, name, index)),
                     }
                 }

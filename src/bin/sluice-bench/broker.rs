@@ -13,7 +13,6 @@ use crate::Fail;
 pub(crate) struct Process {
     child: Child,
     pub(crate) addr: String,
-    pub(crate) data: Option<PathBuf>,
     log: PathBuf,
 }
 
@@ -65,16 +64,14 @@ impl Process {
              [coordination]\n{coordination}\n[config]\n{config}",
             data.display()
         );
-        let path = dir.join("broker.toml");
-        fs::write(&path, text)?;
-        let mut p = Process::spawn(
-            sibling("sluice")?,
-            &["--config".into(), path.display().to_string()],
-            dir,
-            port,
-        )?;
-        p.data = Some(data);
-        Ok(p)
+        fs::write(dir.join("broker.toml"), text)?;
+        Process::spawn_sluice(dir, port)
+    }
+
+    /// `sluice --config DIR/broker.toml`, listening on `port`.
+    fn spawn_sluice(dir: &Path, port: u16) -> Result<Process, Fail> {
+        let config = dir.join("broker.toml").display().to_string();
+        Process::spawn(sibling("sluice")?, &["--config".into(), config], dir, port)
     }
 
     /// The same broker again, on the same config and data (after [`Process::stop`]).
@@ -87,13 +84,7 @@ impl Process {
             .and_then(|rest| rest.trim_end_matches('"').parse().ok())
             .ok_or_else(|| Fail::msg(format!("no listen port in {}", path.display())))?;
         let started = Instant::now();
-        let mut p = Process::spawn(
-            sibling("sluice")?,
-            &["--config".into(), path.display().to_string()],
-            dir,
-            port,
-        )?;
-        p.data = Some(dir.join("data"));
+        let p = Process::spawn_sluice(dir, port)?;
         Ok((p, started.elapsed()))
     }
 
@@ -131,7 +122,6 @@ impl Process {
         let mut p = Process {
             child,
             addr: format!("127.0.0.1:{port}"),
-            data: None,
             log,
         };
         p.wait_listening()?;

@@ -64,11 +64,7 @@ pub(crate) fn disk_write_synced_every(dir: &Path, every: usize) -> std::io::Resu
 /// below the kernel's dirty thresholds on a machine with a few GiB), then read back whole
 /// with 1 MiB `read`s five times; the figure is the median pass.
 pub(crate) fn page_cache_read(dir: &Path) -> std::io::Result<f64> {
-    let mut temp = TempFile::create(dir)?;
-    let block = pattern(BLOCK);
-    for _ in 0..PAGE_CACHE_FILE / BLOCK {
-        temp.file.write_all(&block)?;
-    }
+    let temp = cached_file(dir)?;
     let mut buf = vec![0u8; BLOCK];
     let mut rates = Vec::with_capacity(PAGE_CACHE_PASSES);
     for _ in 0..PAGE_CACHE_PASSES {
@@ -101,33 +97,13 @@ pub(crate) fn page_cache_read(dir: &Path) -> std::io::Result<f64> {
 /// reads them into a 1 MiB buffer and discards them for two seconds. The figure is the bytes
 /// received over the time from the first byte received to the last.
 pub(crate) fn loopback_tcp() -> std::io::Result<f64> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    // Connected here, before the sender thread starts: nothing can leave `accept` waiting.
-    let mut stream = TcpStream::connect(listener.local_addr()?)?;
-    let (receiving, _) = listener.accept()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("loopback-sender".into())
-            .spawn(move || -> io::Result<()> {
-                let block = pattern(BLOCK);
-                while !stop.load(Ordering::Relaxed) {
-                    stream.write_all(&block)?;
-                }
-                Ok(())
-            })?
-    };
-    let received = receive(receiving, &stop);
-    // Stops the sender: the flag for its next loop, the closed stream for a `write_all`
-    // blocked on a full socket buffer (it fails with EPIPE or ECONNRESET, by design).
-    stop.store(true, Ordering::Relaxed);
-    let received = received?;
-    // The sender's own result is the expected broken-pipe error: not a failure.
-    let _ = sender
-        .join()
-        .map_err(|_| io::Error::other("the loopback sender panicked"))?;
-    Ok(received)
+    let block = pattern(BLOCK);
+    one_stream("loopback-sender", move |mut stream, stop| {
+        while !stop.load(Ordering::Relaxed) {
+            stream.write_all(&block)?;
+        }
+        Ok(())
+    })
 }
 
 /// Loopback TCP bandwidth of `sendfile(2)` from the page cache, one stream, bytes/s: the
@@ -138,41 +114,61 @@ pub(crate) fn loopback_tcp() -> std::io::Result<f64> {
 /// the stream over and over, 8 MiB a call; this thread reads into a 1 MiB buffer for two
 /// seconds, as in [`loopback_tcp`].
 pub(crate) fn loopback_sendfile(dir: &Path) -> std::io::Result<f64> {
-    let mut temp = TempFile::create(dir)?;
-    let block = pattern(BLOCK);
-    for _ in 0..PAGE_CACHE_FILE / BLOCK {
-        temp.file.write_all(&block)?;
-    }
+    const CHUNK: usize = 8 << 20;
+    let temp = cached_file(dir)?;
     let file = File::open(&temp.path)?;
+    one_stream("sendfile-sender", move |stream, stop| {
+        let mut offset: i64 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if offset as usize >= PAGE_CACHE_FILE {
+                offset = 0;
+            }
+            let want = CHUNK.min(PAGE_CACHE_FILE - offset as usize);
+            nix::sys::sendfile::sendfile(&stream, &file, Some(&mut offset), want)
+                .map_err(io::Error::from)?;
+        }
+        Ok(())
+    })
+}
+
+/// One TCP stream over 127.0.0.1: `send` runs on a thread of its own until the flag it is
+/// given is set, this thread [`receive`]s; bytes/s received.
+fn one_stream(
+    name: &str,
+    send: impl FnOnce(TcpStream, &AtomicBool) -> io::Result<()> + Send + 'static,
+) -> io::Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
+    // Connected here, before the sender thread starts: nothing can leave `accept` waiting.
     let stream = TcpStream::connect(listener.local_addr()?)?;
     let (receiving, _) = listener.accept()?;
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()
-            .name("sendfile-sender".into())
-            .spawn(move || -> io::Result<()> {
-                const CHUNK: usize = 8 << 20;
-                let mut offset: i64 = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    if offset as usize >= PAGE_CACHE_FILE {
-                        offset = 0;
-                    }
-                    let want = CHUNK.min(PAGE_CACHE_FILE - offset as usize);
-                    nix::sys::sendfile::sendfile(&stream, &file, Some(&mut offset), want)
-                        .map_err(io::Error::from)?;
-                }
-                Ok(())
-            })?
+            .name(name.into())
+            .spawn(move || send(stream, &stop))?
     };
     let received = receive(receiving, &stop);
+    // Stops the sender: the flag for its next loop, the closed stream for a call blocked on
+    // a full socket buffer (it fails with EPIPE or ECONNRESET, by design).
     stop.store(true, Ordering::Relaxed);
     let received = received?;
+    // The sender's own result is the expected broken-pipe error: not a failure.
     let _ = sender
         .join()
-        .map_err(|_| io::Error::other("the sendfile sender panicked"))?;
+        .map_err(|_| io::Error::other(format!("the {name} thread panicked")))?;
     Ok(received)
+}
+
+/// A new [`PAGE_CACHE_FILE`]-byte file in `dir`, written and not synced: it stays in the
+/// page cache.
+fn cached_file(dir: &Path) -> io::Result<TempFile> {
+    let mut temp = TempFile::create(dir)?;
+    let block = pattern(BLOCK);
+    for _ in 0..PAGE_CACHE_FILE / BLOCK {
+        temp.file.write_all(&block)?;
+    }
+    Ok(temp)
 }
 
 /// The receiving end of [`loopback_tcp`]: reads for [`LOOPBACK_DURATION`], closes the
